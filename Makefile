@@ -1,0 +1,61 @@
+# taxrisk: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+export MLFLOW_DISABLE_TELEMETRY := true
+export MPLBACKEND := Agg
+
+# The demo: a small synthetic city, end to end.
+DEMO_DIR ?= data/demo
+DEMO_TAXPAYERS ?= 5000
+DEMO_MONTHS ?= 36
+DEMO_SEED ?= 1
+DEMO_END ?= 2025-12
+DEMO_ASOF ?= 2025-12-31
+DEMO_TRIALS ?= 10
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-test demo test lint format typecheck bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## install the pinned stack into .venv (idempotent)
+	@scripts/setup.sh
+
+setup-test: ## setup plus what the test suite needs
+	@scripts/setup.sh --test
+
+demo: setup ## generate a demo city, validate it, build features, train, score and evaluate
+	$(BIN)/taxrisk demo-data --out $(DEMO_DIR) --taxpayers $(DEMO_TAXPAYERS) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --end $(DEMO_END)
+	$(BIN)/taxrisk validate $(DEMO_DIR) --as-of $(DEMO_ASOF)
+	$(BIN)/taxrisk features $(DEMO_DIR) --as-of $(DEMO_ASOF) --out $(DEMO_DIR)/../demo-features.parquet
+	$(BIN)/taxrisk train $(DEMO_DIR) --as-of $(DEMO_ASOF) --trials $(DEMO_TRIALS)
+	$(BIN)/taxrisk score $(DEMO_DIR) --as-of $(DEMO_ASOF) --out $(DEMO_DIR)/../demo-ranking.csv
+	$(BIN)/taxrisk evaluate $(DEMO_DIR) --as-of $(DEMO_ASOF) --ranking $(DEMO_DIR)/../demo-ranking.csv
+
+test: setup-test ## lint, type-check and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy taxrisk features training serving experiments
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: ## ruff fix and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: ## mypy
+	$(BIN)/mypy taxrisk features training serving experiments
+
+bench: setup ## benchmarks (see experiments/README.md); BENCH_DIR=data folder
+	$(BIN)/python experiments/bench_generate.py
+	$(BIN)/python experiments/bench_validate.py $(or $(BENCH_DIR),/work/data/city-1m)
+	$(BIN)/python experiments/bench_features.py $(or $(BENCH_DIR),/work/data/city-1m)
+
+clean: ## remove the workspace, demo data and caches (not .venv)
+	rm -rf taxrisk-workspace data .pytest_cache .mypy_cache .ruff_cache

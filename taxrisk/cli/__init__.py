@@ -1,0 +1,47 @@
+"""The ``taxrisk`` command line (CONTRACT section 2).
+
+Thin: each command lives in its own module here, parses its options, builds the settings and
+calls the library. Library errors (:class:`~taxrisk.features.errors.TaxriskError`) become one
+line on stderr and exit code 1; anything else unexpected becomes one line and exit code 2
+(``TAXRISK_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from ._app import app
+
+# Each module registers its command on `app`. A command is listed here only once it works.
+from . import demo_data, evaluate, features, score, train, validate  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from taxrisk.features.errors import TaxriskError
+
+    try:
+        app(standalone_mode=False)
+    except TaxriskError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if os.environ.get("TAXRISK_DEBUG"):
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
