@@ -89,7 +89,8 @@ def parse_column(col: ir.Value, kind: Kind) -> ir.Value:
 def period_end(first_day: ir.DateValue, kind: Kind) -> ir.DateValue:
     """Last day of the month or quarter starting on ``first_day``."""
     months = 3 if kind == "quarter" else 1
-    return (first_day + ibis.interval(months=months)) - ibis.interval(days=1)
+    # DuckDB types date + interval as a timestamp: cast back so known_on is a date everywhere
+    return ((first_day + ibis.interval(months=months)) - ibis.interval(days=1)).cast("date")
 
 
 def known_on_expr(t: ir.Table, schema: TableSchema) -> ir.DateValue:
