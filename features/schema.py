@@ -229,7 +229,10 @@ SCHEMAS: dict[str, TableSchema] = {
             columns=(
                 _c("taxpayer_id"),
                 _c("changed_on", "date"),
-                _c("change_type", allowed=("equity_transfer", "legal_rep", "capital", "address", "scope")),
+                _c(
+                    "change_type",
+                    allowed=("equity_transfer", "legal_rep", "capital", "address", "scope"),
+                ),
                 _money("amount", nullable=True),
                 _c("counterparty", nullable=True),
             ),
@@ -258,7 +261,11 @@ SCHEMAS: dict[str, TableSchema] = {
                 _c("industry"),
                 _c("name"),
                 _c("parent", nullable=True),
-                _c("model", nullable=True, allowed=("power", "input_output", "kiln", "volume_density")),
+                _c(
+                    "model",
+                    nullable=True,
+                    allowed=("power", "input_output", "kiln", "volume_density"),
+                ),
             ),
             foreign_keys=(ForeignKey(("parent",), "industries", ("industry",)),),
         ),

@@ -81,7 +81,9 @@ def parse_column(col: ir.Value, kind: Kind) -> ir.Value:
         q = s.substr(6, 1).try_cast("int64")
         month = ((q - 1) * 3 + 1).cast("string").lpad(2, "0")
         return ibis.ifelse(
-            s.re_search(_QUARTER_RE), (year + "-" + month + "-01").try_cast("date"), ibis.null("date")
+            s.re_search(_QUARTER_RE),
+            (year + "-" + month + "-01").try_cast("date"),
+            ibis.null("date"),
         )
     raise ValueError(f"unknown column kind {kind!r}")
 
@@ -140,9 +142,7 @@ class Tables:
         return t.filter(t.known_on.isnull() | (t.known_on <= ibis.literal(as_of)))
 
     @classmethod
-    def from_frames(
-        cls, frames: Mapping[str, Any], con: ibis.BaseBackend | None = None
-    ) -> Tables:
+    def from_frames(cls, frames: Mapping[str, Any], con: ibis.BaseBackend | None = None) -> Tables:
         """Typed tables from in-memory frames, **without validation** (tests, tools).
 
         Each frame has the contract's columns as text or native types; columns are parsed
@@ -163,7 +163,13 @@ class Tables:
 
 def empty_table(schema: TableSchema) -> ir.Table:
     """An empty typed table of a schema (for code paths that want a table either way)."""
-    types = {"str": dt_.string, "float": dt_.float64, "int": dt_.int64,
-             "date": dt_.date, "month": dt_.date, "quarter": dt_.date}
+    types = {
+        "str": dt_.string,
+        "float": dt_.float64,
+        "int": dt_.int64,
+        "date": dt_.date,
+        "month": dt_.date,
+        "quarter": dt_.date,
+    }
     cols = {c.name: types[c.kind] for c in schema.columns} | {"known_on": dt_.date}
     return ibis.memtable({k: [] for k in cols}, schema=cols)

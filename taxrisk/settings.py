@@ -91,8 +91,15 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.root / 'cases.db'}"
 
     def ensure_workspace(self) -> Path:
-        for d in (self.root, self.quality_dir, self.quarantine_dir, self.reports_dir,
-                  self.optuna_dir, self.tmp_dir, self.artifacts_dir):
+        for d in (
+            self.root,
+            self.quality_dir,
+            self.quarantine_dir,
+            self.reports_dir,
+            self.optuna_dir,
+            self.tmp_dir,
+            self.artifacts_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         return self.root
 

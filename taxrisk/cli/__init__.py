@@ -16,7 +16,7 @@ import typer
 from ._app import app
 
 # Each module registers its command on `app`. A command is listed here only once it works.
-from . import demo_data, evaluate, features, score, train, validate  # noqa: E402,F401  isort: skip
+from . import demo_data, evaluate, features, score, train, validate  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 

@@ -33,7 +33,9 @@ def parse_date(value: str, option: str = "--as-of") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"expected an ISO date YYYY-MM-DD, got {value!r}", param_hint=option) from None
+        raise typer.BadParameter(
+            f"expected an ISO date YYYY-MM-DD, got {value!r}", param_hint=option
+        ) from None
 
 
 def progress() -> Progress:

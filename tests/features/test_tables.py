@@ -7,7 +7,6 @@ import datetime as dt
 import ibis
 import pandas as pd
 import pytest
-
 from taxrisk.features.schema import SCHEMAS, load_order
 from taxrisk.features.tables import Tables, parse_column
 
@@ -21,9 +20,21 @@ def _parse(values: list[object], kind: str) -> list[object]:
 @pytest.mark.parametrize(
     ("kind", "values", "expected"),
     [
-        ("month", ["2024-02", "2024-13", "24-02", " 2024-12 "], [dt.date(2024, 2, 1), None, None, dt.date(2024, 12, 1)]),
-        ("quarter", ["2024-Q1", "2024-Q4", "2024-Q5", "2024Q1"], [dt.date(2024, 1, 1), dt.date(2024, 10, 1), None, None]),
-        ("date", ["2024-02-29", "2023-02-29", "2024/01/01", "2024-01-05"], [dt.date(2024, 2, 29), None, None, dt.date(2024, 1, 5)]),
+        (
+            "month",
+            ["2024-02", "2024-13", "24-02", " 2024-12 "],
+            [dt.date(2024, 2, 1), None, None, dt.date(2024, 12, 1)],
+        ),
+        (
+            "quarter",
+            ["2024-Q1", "2024-Q4", "2024-Q5", "2024Q1"],
+            [dt.date(2024, 1, 1), dt.date(2024, 10, 1), None, None],
+        ),
+        (
+            "date",
+            ["2024-02-29", "2023-02-29", "2024/01/01", "2024-01-05"],
+            [dt.date(2024, 2, 29), None, None, dt.date(2024, 1, 5)],
+        ),
         ("float", ["1.5", "-2", "abc", "1e3"], [1.5, -2.0, None, 1000.0]),
         ("int", ["3", "3.0", "3.5", "x"], [3, 3, None, None]),
     ],
@@ -43,16 +54,31 @@ def test_known_on_follows_the_as_of_rule() -> None:
     tables = Tables.from_frames(
         {
             "electricity": pd.DataFrame(
-                {"taxpayer_id": ["a", "a"], "period": ["2024-01", "2024-02"], "kwh": [1.0, 2.0], "charge": [1.0, 1.0]}
+                {
+                    "taxpayer_id": ["a", "a"],
+                    "period": ["2024-01", "2024-02"],
+                    "kwh": [1.0, 2.0],
+                    "charge": [1.0, 1.0],
+                }
             ),
             "cit_returns": pd.DataFrame(
-                {"taxpayer_id": ["a"], "period": ["2024-Q3"], "revenue": [1.0], "cost": [1.0],
-                 "profit": [0.0], "tax_payable": [0.0], "filed_on": ["2024-10-15"]}
+                {
+                    "taxpayer_id": ["a"],
+                    "period": ["2024-Q3"],
+                    "revenue": [1.0],
+                    "cost": [1.0],
+                    "profit": [0.0],
+                    "tax_payable": [0.0],
+                    "filed_on": ["2024-10-15"],
+                }
             ),
         }
     )
     e = tables["electricity"].execute()
-    assert [d.date() if hasattr(d, "date") else d for d in e["known_on"]] == [dt.date(2024, 1, 31), dt.date(2024, 2, 29)]
+    assert [d.date() if hasattr(d, "date") else d for d in e["known_on"]] == [
+        dt.date(2024, 1, 31),
+        dt.date(2024, 2, 29),
+    ]
     assert len(tables.known("electricity", dt.date(2024, 2, 28)).execute()) == 1
     assert len(tables.known("cit_returns", dt.date(2024, 10, 14)).execute()) == 0
     assert len(tables.known("cit_returns", dt.date(2024, 10, 15)).execute()) == 1
