@@ -1,0 +1,288 @@
+"""Point-in-time training sets: one example per audit, featured as of its selection.
+
+Audit outcomes come from an :class:`AuditOutcomeSource`: today the contract's ``audits``
+table (:class:`AuditTableSource`); later the case store's feedback. The builder only needs
+the source's frame of outcomes known at the as-of date.
+
+Point in time (DESIGN "Point in time"):
+
+* an audit is an example only if it closed on or before the as-of date (its label is known);
+  audits still open at the as-of date, or closed after it, are known but unlabeled;
+* its features are those of the feature matrix as of its *snapshot*, a date on or before its
+  ``selected_on``: with ``snapshot="month_end"`` the last day of the month before the
+  selection (or ``selected_on`` itself when it is a month end), so that a few snapshots serve
+  every audit; ``"quarter_end"`` likewise with quarters (three times fewer matrices, features
+  up to a quarter older); with ``snapshot="exact"`` the selection date itself. Nothing dated after the
+  snapshot reaches an example.
+* ``selection_reason`` and ``selection_probability`` are kept beside the features, never in
+  them.
+
+Targets: ``adjusted`` (1 if the outcome is ``adjusted``), ``tax_recovered`` (yuan; 0 unless
+adjusted). ``late_fees`` and ``penalties`` are carried separately and are not targets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from taxrisk.features.errors import TaxriskError
+from taxrisk.features.progress import ProgressFn, report
+
+if TYPE_CHECKING:
+    from taxrisk.features.tables import Tables
+
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "AuditOutcomeSource",
+    "AuditTableSource",
+    "NotEnoughExamples",
+    "TrainingSet",
+    "build_training_set",
+    "snapshot_dates",
+]
+
+log = logging.getLogger(__name__)
+
+OUTCOME_COLUMNS = (
+    "case_id",
+    "taxpayer_id",
+    "selected_on",
+    "selection_reason",
+    "selection_probability",
+    "closed_on",
+    "outcome",
+    "tax_recovered",
+    "late_fees",
+    "penalties",
+)
+
+
+class NotEnoughExamples(TaxriskError):
+    """Too few labelled audits at the as-of date to train."""
+
+
+@runtime_checkable
+class AuditOutcomeSource(Protocol):
+    """Where audit outcomes come from (the audits table, the case store's feedback, ...)."""
+
+    def outcomes(self, as_of: dt.date) -> pd.DataFrame:
+        """Every audit known at ``as_of``: columns :data:`OUTCOME_COLUMNS`.
+
+        selected_on <= as_of. closed_on, outcome and the amounts are null unless the audit
+        closed on or before ``as_of`` (an open audit is known to exist, without a label).
+        Dates as ``datetime64``; amounts in yuan.
+        """
+        ...
+
+
+class AuditTableSource:
+    """Audit outcomes from the contract's ``audits`` table (clean, typed)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def outcomes(self, as_of: dt.date) -> pd.DataFrame:
+        t = self.tables.known("audits", as_of)
+        df = t.select(*OUTCOME_COLUMNS).to_pandas()
+        return _mask_future(df, as_of)
+
+
+def _mask_future(df: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    df = df.copy()
+    for c in ("selected_on", "closed_on"):
+        df[c] = pd.to_datetime(df[c])
+    df["taxpayer_id"] = df["taxpayer_id"].astype("str")
+    df["case_id"] = df["case_id"].astype("str")
+    late = df["closed_on"].isna() | (df["closed_on"] > pd.Timestamp(as_of))
+    for c in ("closed_on", "tax_recovered", "late_fees", "penalties"):
+        df[c] = df[c].mask(late)
+    df["outcome"] = df["outcome"].mask(late)
+    return df[df["selected_on"] <= pd.Timestamp(as_of)].reset_index(drop=True)
+
+
+Snapshot = Literal["month_end", "quarter_end", "exact"]
+
+
+def snapshot_dates(selected_on: pd.Series, how: Snapshot) -> pd.Series:
+    """The feature date of each selection date (datetime64, never after ``selected_on``).
+
+    ``month_end`` / ``quarter_end``: the last month / quarter end on or before the selection
+    date; ``exact``: the selection date itself.
+    """
+    s = pd.to_datetime(selected_on).dt.normalize()
+    if how == "exact":
+        return s
+    freq = "M" if how == "month_end" else "Q"
+    is_end = s == s.dt.to_period(freq).dt.end_time.dt.normalize()
+    prev_end = s.dt.to_period(freq).dt.start_time - pd.Timedelta(days=1)
+    return prev_end.where(~is_end, s)
+
+
+@dataclass
+class TrainingSet:
+    """Labelled audits with their point-in-time features.
+
+    ``X``: features, index case_id (no selection columns). ``examples``: index case_id,
+    columns taxpayer_id, selected_on, snapshot, closed_on, selection_reason,
+    selection_probability, adjusted (0/1), tax_recovered (yuan, 0 unless adjusted),
+    late_fees, penalties. ``open_audits``: audits known at the as-of date without a label.
+    ``population``: features of the active population at each snapshot (index
+    (snapshot, taxpayer_id)) with column ``selected`` (the taxpayer's audit was selected from
+    that snapshot) and ``weight`` (how many taxpayers a sampled row stands for); None unless
+    requested.
+    """
+
+    X: pd.DataFrame
+    examples: pd.DataFrame
+    open_audits: pd.DataFrame
+    as_of: dt.date
+    population: pd.DataFrame | None = None
+    dropped: int = 0
+
+    def label_counts(self) -> pd.DataFrame:
+        """Examples and adjusted per selection reason (for the run record)."""
+        g = self.examples.groupby("selection_reason", observed=True)
+        return pd.DataFrame({"examples": g.size(), "adjusted": g["adjusted"].sum()})
+
+
+def _level_dates(values: pd.Index) -> pd.Index:
+    return pd.DatetimeIndex(pd.to_datetime(values)).normalize()
+
+
+def build_training_set(
+    tables: Tables,
+    as_of: dt.date,
+    source: AuditOutcomeSource | None = None,
+    *,
+    snapshot: Snapshot = "month_end",
+    population_sample: int = 0,
+    seed: int = 42,
+    min_examples: int = 1,
+    progress: ProgressFn | None = None,
+) -> TrainingSet:
+    """Examples from the audits whose outcome is known at ``as_of``.
+
+    ``population_sample``: when > 0, also keep up to this many unselected taxpayers per
+    snapshot (seeded sample) plus every selected one, for the selection model of
+    :mod:`taxrisk.training.bias`.
+    """
+    from taxrisk.features.matrix import build_matrices, feature_columns
+
+    source = source or AuditTableSource(tables)
+    out = source.outcomes(as_of)
+    labelled = out[out["closed_on"].notna() & out["outcome"].notna()].copy()
+    open_audits = out[out["closed_on"].isna()].copy()
+    if len(labelled) < min_examples:
+        raise NotEnoughExamples(
+            f"{len(labelled)} audit(s) closed on or before {as_of}; at least {min_examples} needed"
+        )
+    labelled["snapshot"] = snapshot_dates(labelled["selected_on"], snapshot)
+    labelled["adjusted"] = (labelled["outcome"] == "adjusted").astype(int)
+    labelled["tax_recovered"] = (
+        labelled["tax_recovered"].fillna(0.0).where(labelled["adjusted"] > 0, 0.0)
+    )
+    pairs = labelled[["snapshot", "taxpayer_id"]]
+    sample = None
+    if population_sample > 0:
+        selections = out.assign(snapshot=snapshot_dates(out["selected_on"], snapshot))
+        sample = _population_sample(tables, selections, population_sample, seed)
+        pairs = pd.concat([pairs, sample.reset_index()[["snapshot", "taxpayer_id"]]])
+    pairs = pairs.drop_duplicates().rename(columns={"snapshot": "as_of"})
+    snaps = sorted({d.date() for d in pairs["as_of"]})
+    report(progress, "feature matrices as of each selection", 0, len(snaps))
+    matrices = build_matrices(tables, snaps, pairs=pairs, progress=progress)
+    report(progress, "feature matrices as of each selection", len(snaps), len(snaps))
+    matrices.index = pd.MultiIndex.from_arrays(
+        [
+            _level_dates(matrices.index.get_level_values(0)),
+            matrices.index.get_level_values(1).astype("str"),
+        ],
+        names=["snapshot", "taxpayer_id"],
+    )
+    feats = feature_columns(matrices)
+    key = pd.MultiIndex.from_arrays([labelled["snapshot"], labelled["taxpayer_id"]])
+    found = key.isin(matrices.index)
+    dropped = int((~found).sum())
+    if dropped:
+        log.warning(
+            "%d audit(s) have no feature row at their snapshot (taxpayer not active): dropped",
+            dropped,
+        )
+    labelled = labelled[found]
+    X = matrices.loc[key[found], feats]
+    X.index = pd.Index(labelled["case_id"], name="case_id")
+    examples = labelled.set_index("case_id")[
+        [
+            "taxpayer_id",
+            "selected_on",
+            "snapshot",
+            "closed_on",
+            "selection_reason",
+            "selection_probability",
+            "adjusted",
+            "tax_recovered",
+            "late_fees",
+            "penalties",
+        ]
+    ]
+    population = None
+    if sample is not None:
+        keep = sample.index.intersection(matrices.index)
+        population = matrices.loc[keep, feats].join(sample)
+    return TrainingSet(
+        X=X,
+        examples=examples,
+        open_audits=open_audits,
+        as_of=as_of,
+        population=population,
+        dropped=dropped,
+    )
+
+
+def _population_sample(
+    tables: Tables, selections: pd.DataFrame, per_snapshot: int, seed: int
+) -> pd.DataFrame:
+    """Rows (snapshot, taxpayer_id) for the selection model, with ``selected`` and ``weight``.
+
+    Every selection (taxpayer selected from that snapshot) plus a seeded sample of at most
+    ``per_snapshot`` active, unselected taxpayers per snapshot; a sampled row's weight is the
+    number of unselected taxpayers it stands for.
+    """
+    tp = tables["taxpayers"].select("taxpayer_id", "registered_on", "deregistered_on").to_pandas()
+    tp["taxpayer_id"] = tp["taxpayer_id"].astype("str")
+    reg = pd.to_datetime(tp["registered_on"]).to_numpy()
+    dereg = pd.to_datetime(tp["deregistered_on"]).to_numpy()
+    chosen = selections[["snapshot", "taxpayer_id"]].drop_duplicates()
+    rng = np.random.default_rng(seed)
+    parts = []
+    for snap in sorted(chosen["snapshot"].unique()):
+        s = np.datetime64(pd.Timestamp(snap))
+        active = (reg <= s) & (np.isnat(dereg) | (dereg > s))
+        ids = tp["taxpayer_id"].to_numpy()[active]
+        sel = np.unique(
+            chosen.loc[chosen["snapshot"] == snap, "taxpayer_id"].to_numpy(dtype=object)
+        )
+        unsel = ids[~np.isin(ids, sel)]
+        take = unsel[rng.permutation(len(unsel))[:per_snapshot]] if len(unsel) else unsel
+        weight = len(unsel) / max(len(take), 1)
+        parts.append(
+            pd.DataFrame(
+                {"snapshot": pd.Timestamp(snap), "taxpayer_id": sel, "selected": 1, "weight": 1.0}
+            )
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "snapshot": pd.Timestamp(snap),
+                    "taxpayer_id": take,
+                    "selected": 0,
+                    "weight": weight,
+                }
+            )
+        )
+    return pd.concat(parts).set_index(["snapshot", "taxpayer_id"])

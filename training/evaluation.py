@@ -1,0 +1,348 @@
+"""How rankings are judged (CONTRACT section 4), and the ranking metrics used in validation.
+
+This is the ONLY module that reads ``truth/``. Two families of functions:
+
+Pure metrics on arrays (no I/O), usable anywhere:
+
+* :func:`capture_at_k` / :func:`hit_rate_at_k`: for values (yuan) listed in rank order.
+* :func:`ranked` : a stable order of items by descending score.
+* :func:`share_capture`, :func:`share_precision`, :func:`weighted_auc`: validation metrics on
+  audits, with optional weights (1/selection_probability for the random stratum). "Top share"
+  is read on the weighted population: items are taken best first until their weight reaches
+  ``share`` of the total weight.
+
+The contract evaluation :func:`evaluate_ranking` (data folder + as-of + ranking) computes
+K, N, yield capture@K and hit rate@K from ``truth/gaps`` when present, else precision@K and
+recovered yuan@K on the audits closed after the as-of date (reweighted by
+1/selection_probability on the stratum where it is known).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from taxrisk.features.errors import DataError, TaxriskError
+
+__all__ = [
+    "HIT_THRESHOLD",
+    "WINDOW_MONTHS",
+    "EvaluationError",
+    "capture_at_k",
+    "evaluate_ranking",
+    "evaluate_rankings",
+    "hit_rate_at_k",
+    "ranked",
+    "ranking_order",
+    "share_capture",
+    "share_precision",
+    "weighted_auc",
+]
+
+log = logging.getLogger(__name__)
+
+HIT_THRESHOLD = 1000.0  # yuan: a "hit" has a recoverable gap above this
+WINDOW_MONTHS = 24  # the gap window ends with the as-of month, inclusive
+
+
+class EvaluationError(TaxriskError):
+    """A ranking or a data folder cannot be evaluated."""
+
+
+# --- pure metrics ---------------------------------------------------------------------------
+
+
+def ranked(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Indices of ``scores`` best (highest) first; ties by ascending ``tiebreak`` then index."""
+    scores = np.asarray(scores, dtype=float)
+    keys: list[np.ndarray] = [np.arange(len(scores))]
+    if tiebreak is not None:
+        tb = np.asarray(tiebreak)
+        if not np.issubdtype(tb.dtype, np.number):
+            tb = np.unique(tb.astype(str), return_inverse=True)[1]
+        keys.insert(0, tb)
+    keys.insert(0, -np.nan_to_num(scores, nan=-np.inf))
+    return np.lexsort(keys[::-1])
+
+
+def capture_at_k(gap_in_rank_order: np.ndarray, k: int) -> float:
+    """Sum of the first ``k`` values / sum of the ``k`` largest values (1.0 = oracle).
+
+    ``gap_in_rank_order``: yuan, non-negative, listed in the ranking's order. 0/0 -> nan.
+    """
+    g = np.asarray(gap_in_rank_order, dtype=float)
+    k = min(int(k), len(g))
+    best = np.sort(g)[::-1][:k].sum()
+    return float(g[:k].sum() / best) if best > 0 else float("nan")
+
+
+def hit_rate_at_k(gap_in_rank_order: np.ndarray, k: int, threshold: float = HIT_THRESHOLD) -> float:
+    """Share of the first ``k`` values above ``threshold`` yuan."""
+    g = np.asarray(gap_in_rank_order, dtype=float)
+    k = min(int(k), len(g))
+    return float((g[:k] > threshold).mean()) if k > 0 else float("nan")
+
+
+def _top_mask(order: np.ndarray, weights: np.ndarray, share: float) -> np.ndarray:
+    """Boolean mask of the items (original positions) in the top ``share`` of total weight."""
+    w = weights[order]
+    cum = np.cumsum(w)
+    take = cum <= share * w.sum() + 1e-9
+    if not take.any() and len(take):
+        take[0] = True  # at least one item
+    mask = np.zeros(len(weights), dtype=bool)
+    mask[order[take]] = True
+    return mask
+
+
+def share_capture(
+    scores: np.ndarray,
+    values: np.ndarray,
+    share: float,
+    weights: np.ndarray | None = None,
+) -> float:
+    """Weighted ``values`` (yuan) in the top ``share`` by score / the same for the oracle order.
+
+    1.0: the scores order the top share as well as the values themselves would.
+    """
+    v = np.asarray(values, dtype=float)
+    w = np.ones(len(v)) if weights is None else np.asarray(weights, dtype=float)
+    got = (v * w)[_top_mask(ranked(scores), w, share)].sum()
+    best = (v * w)[_top_mask(ranked(v), w, share)].sum()
+    return float(got / best) if best > 0 else float("nan")
+
+
+def share_precision(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    share: float,
+    weights: np.ndarray | None = None,
+) -> float:
+    """Weighted share of positives among the top ``share`` by score."""
+    p = np.asarray(positive, dtype=float)
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=float)
+    mask = _top_mask(ranked(scores), w, share)
+    return float((p * w)[mask].sum() / w[mask].sum()) if mask.any() else float("nan")
+
+
+def weighted_auc(
+    scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """ROC AUC of ``scores`` for ``positive`` (nan when only one class is present)."""
+    p = np.asarray(positive).astype(int)
+    if p.min(initial=0) == p.max(initial=0):
+        return float("nan")
+    return float(roc_auc_score(p, np.nan_to_num(np.asarray(scores, float)), sample_weight=weights))
+
+
+# --- contract evaluation --------------------------------------------------------------------
+
+
+def ranking_order(ranking: pd.DataFrame, active_ids: pd.Index) -> np.ndarray:
+    """The active taxpayer ids in the ranking's order (CONTRACT section 4).
+
+    Unknown or inactive ids are ignored; active taxpayers the ranking omits come last, in
+    taxpayer_id order; rank ties are broken by taxpayer_id.
+    """
+    missing = {"taxpayer_id", "rank"} - set(ranking.columns)
+    if missing:
+        raise EvaluationError(
+            f"ranking: missing column(s) {sorted(missing)}; expected taxpayer_id, rank"
+        )
+    r = ranking[["taxpayer_id", "rank"]].copy()
+    r["taxpayer_id"] = r["taxpayer_id"].astype(str)
+    r["rank"] = pd.to_numeric(r["rank"], errors="coerce")
+    r = r[r["taxpayer_id"].isin(active_ids)].dropna(subset=["rank"])
+    r = r.sort_values(["rank", "taxpayer_id"]).drop_duplicates("taxpayer_id")
+    rest = active_ids.difference(pd.Index(r["taxpayer_id"])).sort_values()
+    return np.concatenate([r["taxpayer_id"].to_numpy(dtype=object), rest.to_numpy(dtype=object)])
+
+
+def _window(as_of: dt.date) -> tuple[str, str]:
+    """First and last month ('YYYY-MM') of the 24 months ending with the as-of month."""
+    idx = as_of.year * 12 + as_of.month - 1 - (WINDOW_MONTHS - 1)
+    return f"{idx // 12:04d}-{idx % 12 + 1:02d}", f"{as_of.year:04d}-{as_of.month:02d}"
+
+
+def _truth_file(data_dir: Path) -> Path | None:
+    for ext in ("parquet", "csv"):
+        p = data_dir / "truth" / f"gaps.{ext}"
+        if p.exists():
+            return p
+    return None
+
+
+def truth_gap(data_dir: Path, as_of: dt.date) -> pd.Series | None:
+    """Truth gap (yuan) per taxpayer over the 24 months ending with the as-of month, or None.
+
+    Before subtracting what past audits recovered; index: taxpayer_id.
+    """
+    path = _truth_file(data_dir)
+    if path is None:
+        return None
+    first, last = _window(as_of)
+    reader = "read_parquet" if path.suffix == ".parquet" else "read_csv_auto"
+    con = duckdb.connect()
+    try:
+        df = con.execute(
+            f"""SELECT CAST(taxpayer_id AS VARCHAR) AS taxpayer_id, SUM(gap) AS gap
+                FROM {reader}(?)
+                WHERE substr(CAST(period AS VARCHAR), 1, 7) BETWEEN ? AND ?
+                GROUP BY 1""",
+            [str(path), first, last],
+        ).df()
+    except duckdb.Error as exc:
+        raise DataError(f"cannot read truth gaps: {exc}", path=path) from exc
+    finally:
+        con.close()
+    return df.set_index("taxpayer_id")["gap"].astype(float)
+
+
+def _load_frames(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Clean taxpayers, units and audits (all rows, outcomes included) as pandas frames."""
+    from taxrisk.features.loading import load_folder
+
+    tables = load_folder(data_dir).tables
+    tp = tables["taxpayers"].select("taxpayer_id", "unit_id", "registered_on", "deregistered_on")
+    units = tables["units"].select("unit_id", "capacity")
+    audits = tables["audits"].drop("known_on")
+    return tp.to_pandas(), units.to_pandas(), audits.to_pandas()
+
+
+def active_taxpayers(taxpayers: pd.DataFrame, as_of: dt.date) -> pd.Index:
+    """Ids of taxpayers registered on or before ``as_of`` and not deregistered by then."""
+    reg = pd.to_datetime(taxpayers["registered_on"])
+    dereg = pd.to_datetime(taxpayers["deregistered_on"])
+    ts = pd.Timestamp(as_of)
+    keep = (reg <= ts) & (dereg.isna() | (dereg > ts))
+    return pd.Index(taxpayers.loc[keep, "taxpayer_id"].astype(str).unique())
+
+
+def evaluate_ranking(data_dir: Path, as_of: dt.date, ranking: pd.DataFrame) -> dict[str, Any]:
+    """CONTRACT section 4 metrics of ``ranking`` (columns taxpayer_id, rank; 1 = first).
+
+    Returns a JSON-ready dict: ``source`` ("truth" or "audits"), ``k`` (sum of unit
+    capacities, at most N), ``n`` (active taxpayers), and the metrics of the ranking, of the
+    oracle and of a random ranking (expected values).
+    """
+    return evaluate_rankings(data_dir, as_of, {"ranking": ranking})["ranking"]
+
+
+def evaluate_rankings(
+    data_dir: Path, as_of: dt.date, rankings: dict[str, pd.DataFrame]
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate_ranking` for several rankings of one folder (loaded once)."""
+    data_dir = Path(data_dir)
+    taxpayers, units, audits = _load_frames(data_dir)
+    gap = truth_gap(data_dir, as_of)
+    return {
+        name: _evaluate(taxpayers, units, audits, gap, as_of, ranking)
+        for name, ranking in rankings.items()
+    }
+
+
+def _evaluate(
+    taxpayers: pd.DataFrame,
+    units: pd.DataFrame,
+    audits: pd.DataFrame,
+    gap: pd.Series | None,
+    as_of: dt.date,
+    ranking: pd.DataFrame,
+) -> dict[str, Any]:
+    active = active_taxpayers(taxpayers, as_of)
+    n = len(active)
+    if n == 0:
+        raise EvaluationError(f"no active taxpayer at {as_of}")
+    k = int(min(units["capacity"].fillna(0).sum(), n))
+    order = ranking_order(ranking, active)
+    in_ranking = ranking["taxpayer_id"].astype(str)
+    out: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "k": k,
+        "n": n,
+        "ranking_rows": len(ranking),
+        "ranking_ignored_ids": int((~in_ranking.isin(active)).sum()),
+        "active_omitted": len(active.difference(pd.Index(in_ranking))),
+    }
+    closed = pd.to_datetime(audits["closed_on"])
+    ts = pd.Timestamp(as_of)
+    if gap is not None:
+        past = audits[closed.notna() & (closed <= ts)]
+        recovered = past.groupby(past["taxpayer_id"].astype(str))["tax_recovered"].sum()
+        g = gap.reindex(active, fill_value=0.0)
+        g = (g - recovered.reindex(active, fill_value=0.0)).clip(lower=0.0)
+        in_order = g.reindex(order).to_numpy()
+        oracle = np.sort(g.to_numpy())[::-1]
+        first, last = _window(as_of)
+        out |= {
+            "source": "truth",
+            "window": f"{first}..{last}",
+            "total_gap": float(g.sum()),
+            "gap_at_k": float(in_order[:k].sum()),
+            "capture_at_k": capture_at_k(in_order, k),
+            "hit_rate_at_k": hit_rate_at_k(in_order, k),
+            "oracle_gap_at_k": float(oracle[:k].sum()),
+            "oracle_capture_at_k": 1.0 if oracle[:k].sum() > 0 else float("nan"),
+            "oracle_hit_rate_at_k": hit_rate_at_k(oracle, k),
+            "random_capture_at_k": float(k / n * g.sum() / oracle[:k].sum())
+            if oracle[:k].sum() > 0
+            else float("nan"),
+            "random_hit_rate_at_k": float((g > HIT_THRESHOLD).mean()),
+            "taxpayers_with_gap": int((g > HIT_THRESHOLD).sum()),
+        }
+        return out
+    out |= {"source": "audits", **_audit_metrics(audits, active, order, k, ts)}
+    return out
+
+
+def _audit_metrics(
+    audits: pd.DataFrame, active: pd.Index, order: np.ndarray, k: int, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """precision@K and recovered yuan@K on audits closed after ``as_of`` (no truth)."""
+    closed = pd.to_datetime(audits["closed_on"])
+    held = audits[closed.notna() & (closed > as_of) & audits["outcome"].notna()].copy()
+    held["taxpayer_id"] = held["taxpayer_id"].astype(str)
+    held = held[held["taxpayer_id"].isin(active)]
+    if held.empty:
+        raise EvaluationError(
+            f"no truth/ and no audit closed after {as_of.date()}: nothing to evaluate against"
+        )
+    held["adjusted"] = (held["outcome"] == "adjusted").astype(float)
+    held["recovered"] = held["tax_recovered"].fillna(0.0).where(held["adjusted"] > 0, 0.0)
+    held["w"] = 1.0 / held["selection_probability"]
+    per_tp = held.groupby("taxpayer_id").agg(
+        adjusted=("adjusted", "max"), recovered=("recovered", "sum")
+    )
+    top = pd.Index(order[:k])
+    in_top = per_tp.index.isin(top)
+    oracle = np.sort(per_tp["recovered"].to_numpy())[::-1][:k].sum()
+    out: dict[str, Any] = {
+        "held_out_audits": len(held),
+        "held_out_taxpayers": len(per_tp),
+        "audited_in_top_k": int(in_top.sum()),
+        "precision_at_k": float(per_tp.loc[in_top, "adjusted"].mean())
+        if in_top.any()
+        else float("nan"),
+        "recovered_at_k": float(per_tp.loc[in_top, "recovered"].sum()),
+        "recovered_total": float(per_tp["recovered"].sum()),
+        "oracle_recovered_at_k": float(oracle),
+    }
+    rnd = held[held["w"].notna() & np.isfinite(held["w"])]
+    if not rnd.empty:
+        rt = rnd["taxpayer_id"].isin(top)
+        w = rnd["w"]
+        out |= {
+            "random_stratum_audits": len(rnd),
+            "weighted_precision_at_k": float((rnd["adjusted"] * w)[rt].sum() / w[rt].sum())
+            if rt.any()
+            else float("nan"),
+            "weighted_recovered_at_k": float((rnd["recovered"] * w)[rt].sum()),
+            "weighted_recovered_total": float((rnd["recovered"] * w).sum()),
+        }
+    return out

@@ -1,0 +1,389 @@
+"""``train``: from a data folder and an as-of date to a registered model version.
+
+Steps (each reported to ``progress``):
+
+1. load the folder (:func:`taxrisk.features.loading.load_folder`) and build the point-in-time
+   training set (:func:`~taxrisk.training.dataset.build_training_set`);
+2. split by time (:func:`~taxrisk.training.validation.time_split`);
+3. selection-bias weights (:mod:`~taxrisk.training.bias`) when configured;
+4. tune both LightGBM models with Optuna on the training part (:mod:`~.tuning`);
+5. fit on the training part and compare, on the validation audits, the model (with and
+   without bias weights), the model's probability alone, the old rules, a logistic
+   regression and random;
+6. refit the chosen variant on every labelled audit: the model that is registered;
+7. log the MLflow run (parameters, data window, label counts, metrics, plots, model card),
+   register the model version, and move the alias ``champion`` only if the candidate beats
+   the current champion on the same validation audits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from taxrisk.features.progress import ProgressFn, report
+
+from . import plots
+from .baselines import LogisticYield, old_rules_scores, random_scores
+from .bias import propensity_weights, selection_propensity
+from .config import TrainingConfig, load_config
+from .dataset import NotEnoughExamples, TrainingSet, build_training_set
+from .modelcard import render_model_card
+from .models import YieldModel
+from .tracking import ChampionDecision
+from .tuning import tune
+from .validation import comparison_table, ranking_metrics, time_split
+
+if TYPE_CHECKING:
+    from taxrisk.settings import Settings
+
+__all__ = ["TrainResult", "train"]
+
+log = logging.getLogger(__name__)
+
+SHAP_ROWS = 2000
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (all figures also in the MLflow run)."""
+
+    run_id: str
+    version: str
+    decision: ChampionDecision
+    comparison: pd.DataFrame
+    metrics: dict[str, float]
+    bias_method: str
+    wall_seconds: float
+    label_counts: pd.DataFrame
+    model: YieldModel
+    logistic: LogisticYield
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _split_params(cfg: TrainingConfig) -> tuple[dict[str, Any], bool]:
+    params = dict(cfg.lightgbm)
+    mono = bool(params.pop("monotone_fired", True))
+    return params, mono
+
+
+def _tune_progress(progress: ProgressFn | None, step: str) -> Callable[[int, int], None]:
+    def cb(done: int, total: int) -> None:
+        report(progress, step, done, total)
+
+    return cb
+
+
+def _weights(ts: TrainingSet, cfg: TrainingConfig) -> np.ndarray | None:
+    if ts.population is None:
+        return None
+    rows = ts.X.copy()
+    rows.index = pd.MultiIndex.from_arrays(
+        [ts.examples["snapshot"], ts.examples["taxpayer_id"]], names=["snapshot", "taxpayer_id"]
+    )
+    p = selection_propensity(ts.population, rows, seed=cfg.seed)
+    return propensity_weights(p, cfg.max_weight)
+
+
+def _fit(
+    X: pd.DataFrame,
+    ex: pd.DataFrame,
+    params_c: dict[str, Any],
+    params_r: dict[str, Any],
+    mono: bool,
+    seed: int,
+    w: np.ndarray | None = None,
+) -> YieldModel:
+    return YieldModel(params_c, params_r, monotone_fired=mono, seed=seed).fit(
+        X, ex["adjusted"], ex["tax_recovered"], sample_weight=w
+    )
+
+
+def train(
+    data_dir: Path,
+    as_of: dt.date,
+    *,
+    settings: Settings,
+    trials: int | None = None,
+    config: TrainingConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train, validate, log, register and gate one model (see the module docstring)."""
+    import mlflow
+    from mlflow import MlflowClient
+    from taxrisk.features.loading import load_folder
+
+    from . import tracking
+
+    cfg = config or load_config()
+    trials = cfg.default_trials if trials is None else trials
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    data_dir = Path(data_dir)
+    settings.ensure_workspace()
+
+    loaded = load_folder(data_dir, as_of=as_of, progress=progress)
+    timings["load"] = time.perf_counter() - t0
+    want_ipw = cfg.bias_method in ("ipw", "auto")
+    ts = build_training_set(
+        loaded.tables,
+        as_of,
+        snapshot=cfg.snapshot,
+        population_sample=cfg.unaudited_per_snapshot if want_ipw else 0,
+        seed=cfg.seed,
+        min_examples=cfg.min_examples,
+        progress=progress,
+    )
+    timings["training_set"] = time.perf_counter() - t0 - timings["load"]
+    X, ex = ts.X, ts.examples
+    cut, tr, va = time_split(ex, cfg.validation_share)
+    for part, mask in (("training", tr), ("validation", va)):
+        n_adj = int(ex.loc[mask, "adjusted"].sum())
+        if mask.sum() < cfg.min_examples or n_adj < cfg.min_adjusted:
+            raise NotEnoughExamples(
+                f"{part} part has {int(mask.sum())} audits ({n_adj} adjusted) with cut {cut.date()}; "
+                f"need {cfg.min_examples} ({cfg.min_adjusted} adjusted)"
+            )
+
+    w_all = None
+    if want_ipw:
+        report(progress, "selection model", 0, 1)
+        w_all = _weights(ts, cfg)
+        report(progress, "selection model", 1, 1)
+    base, mono = _split_params(cfg)
+    order = ex["selected_on"].to_numpy()
+    mono_list = [1 if (mono and c.endswith("__fired")) else 0 for c in X.columns]
+    storage = f"sqlite:///{settings.optuna_dir / 'studies.db'}"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    study_base = f"{settings.registered_model}-{as_of}-{stamp}"
+    t1 = time.perf_counter()
+    tuned = {}
+    for kind in ("classifier", "regressor"):
+        # weighted objective only when the weights are the method; "auto" tunes unweighted
+        w_tr = w_all[tr] if (cfg.bias_method == "ipw" and w_all is not None) else None
+        tuned[kind], _ = tune(
+            kind,
+            X[tr],
+            ex["adjusted"].to_numpy()[tr],
+            ex["tax_recovered"].to_numpy()[tr],
+            order[tr],
+            base_params=base,
+            space=cfg.search,
+            trials=trials,
+            storage=storage,
+            study_name=f"{study_base}-{kind}",
+            seed=cfg.seed + (kind == "regressor"),
+            sample_weight=w_tr,
+            monotone=mono_list if kind == "classifier" else None,
+            max_estimators=cfg.max_estimators,
+            early_stopping_rounds=cfg.early_stopping_rounds,
+            callback=_tune_progress(progress, f"tune {kind}"),
+        )
+    timings["tuning"] = time.perf_counter() - t1
+
+    report(progress, "fit and validate", 0, 3)
+    Xtr, extr, Xva, exva = X[tr], ex[tr], X[va], ex[va]
+    variants: dict[str, YieldModel] = {}
+    if cfg.bias_method in ("none", "auto"):
+        variants["none"] = _fit(Xtr, extr, tuned["classifier"], tuned["regressor"], mono, cfg.seed)
+    if want_ipw and w_all is not None:
+        variants["ipw"] = _fit(
+            Xtr, extr, tuned["classifier"], tuned["regressor"], mono, cfg.seed, w_all[tr]
+        )
+    report(progress, "fit and validate", 1, 3)
+    preds = {k: m.predict(Xva) for k, m in variants.items()}
+    primary = cfg.primary_metric.removeprefix("val_")
+    per_variant = {
+        k: ranking_metrics(p["expected_yield"].to_numpy(), exva, cfg.top_share)
+        for k, p in preds.items()
+    }
+    chosen = max(per_variant, key=lambda k: np.nan_to_num(per_variant[k][primary], nan=-1.0))
+    if cfg.bias_method != "auto":
+        chosen = cfg.bias_method
+    logistic = LogisticYield(seed=cfg.seed).fit(Xtr, extr["adjusted"], extr["tax_recovered"])
+    scores = {
+        "model": preds[chosen]["expected_yield"].to_numpy(),
+        "model_probability_only": preds[chosen]["probability"].to_numpy(),
+        **{f"model_bias_{k}": p["expected_yield"].to_numpy() for k, p in preds.items()},
+        "old_rules": old_rules_scores(Xva).to_numpy(),
+        "logistic": logistic.predict(Xva)["expected_yield"].to_numpy(),
+        "random": random_scores(Xva.index, cfg.seed).to_numpy(),
+    }
+    comparison = comparison_table(scores, exva, cfg.top_share)
+    report(progress, "fit and validate", 2, 3)
+    final = _fit(
+        X,
+        ex,
+        tuned["classifier"],
+        tuned["regressor"],
+        mono,
+        cfg.seed,
+        None if chosen == "none" else w_all,
+    )
+    logistic_all = LogisticYield(seed=cfg.seed).fit(X, ex["adjusted"], ex["tax_recovered"])
+    report(progress, "fit and validate", 3, 3)
+    timings["fit_validate"] = time.perf_counter() - t1 - timings["tuning"]
+
+    # -- MLflow -----------------------------------------------------------------------------
+    report(progress, "log to MLflow", 0, 2)
+    exp_id = tracking.configure(settings)
+    client = MlflowClient()
+    name = settings.registered_model
+    labels = ts.label_counts()
+    bias_note = _bias_note(cfg, chosen, per_variant, primary)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"train {as_of}") as run:
+        mlflow.log_params(
+            tracking.log_params_flat(
+                {
+                    "as_of": as_of.isoformat(),
+                    "data_dir": str(data_dir.resolve()),
+                    "trials": trials,
+                    "snapshot": cfg.snapshot,
+                    "validation_share": cfg.validation_share,
+                    "validation_cut": cut.date().isoformat(),
+                    "bias_method": chosen,
+                    "bias_config": cfg.bias_method,
+                    "n_features": X.shape[1],
+                    "seed": cfg.seed,
+                    "first_selected": ex["selected_on"].min().date().isoformat(),
+                    "last_selected": ex["selected_on"].max().date().isoformat(),
+                    "n_examples": len(ex),
+                    "n_train": int(tr.sum()),
+                    "n_validation": int(va.sum()),
+                    "n_open_audits": len(ts.open_audits),
+                    "top_share": cfg.top_share,
+                    "classifier": tuned["classifier"],
+                    "regressor": tuned["regressor"],
+                }
+            )
+        )
+        metrics = {
+            f"{r}.{m}": float(v)
+            for r, row in comparison.iterrows()
+            for m, v in row.items()
+            if np.isfinite(v)
+        }
+        metrics |= {
+            f"val_{m}": float(v) for m, v in comparison.loc["model"].items() if np.isfinite(v)
+        }
+        for reason, row in labels.iterrows():
+            metrics[f"labels.{reason}.examples"] = float(row["examples"])
+            metrics[f"labels.{reason}.adjusted"] = float(row["adjusted"])
+        metrics |= {f"time.{k}_s": v for k, v in timings.items()}
+        mlflow.log_metrics(metrics)
+        decision, champ_metric_note = tracking.gate(
+            client,
+            name,
+            cfg.primary_metric,
+            lambda sc, m: ranking_metrics(sc[m], exva[m], cfg.top_share)[primary],
+            scores["model"],
+            Xva,
+            exva["selected_on"],
+            cfg.min_examples,
+        )
+        mlflow.set_tags(
+            {
+                "champion_decision": "promoted" if decision.promote else "kept",
+                "champion_reason": decision.reason,
+                "as_of": as_of.isoformat(),
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            _artifacts(d, final, Xva, exva, scores, comparison, labels, preds[chosen])
+            card = render_model_card(
+                {
+                    "model_name": name,
+                    "as_of": as_of,
+                    "data_dir": data_dir,
+                    "n_examples": len(ex),
+                    "first_selected": ex["selected_on"].min().date(),
+                    "last_selected": ex["selected_on"].max().date(),
+                    "snapshot": cfg.snapshot,
+                    "n_open": len(ts.open_audits),
+                    "dropped": ts.dropped,
+                    "n_features": X.shape[1],
+                    "cut": cut.date(),
+                    "n_train": int(tr.sum()),
+                    "n_val": int(va.sum()),
+                    "label_counts": labels,
+                    "bias_note": bias_note,
+                    "comparison": comparison,
+                    "top_share": cfg.top_share,
+                    "champion_note": decision.reason + champ_metric_note,
+                }
+            )
+            (d / "model_card.md").write_text(card, encoding="utf-8")
+            mlflow.log_artifacts(str(d))
+        report(progress, "log to MLflow", 1, 2)
+        version = tracking.log_and_register(final, X, name, run.info.run_id, as_of, decision)
+        report(progress, "log to MLflow", 2, 2)
+    timings["total"] = time.perf_counter() - t0
+    return TrainResult(
+        run_id=run.info.run_id,
+        version=version,
+        decision=decision,
+        comparison=comparison,
+        metrics=metrics,
+        bias_method=chosen,
+        wall_seconds=timings["total"],
+        label_counts=labels,
+        model=final,
+        logistic=logistic_all,
+        timings=timings,
+    )
+
+
+def _bias_note(
+    cfg: TrainingConfig, chosen: str, per_variant: dict[str, dict[str, float]], primary: str
+) -> str:
+    if cfg.bias_method == "none":
+        return "none (plain training on every closed audit)."
+    parts = [
+        f"{k}: {primary} {v[primary]:.3f}, random-stratum capture {v['random_yield_capture']:.3f}"
+        for k, v in per_variant.items()
+    ]
+    return (
+        "inverse-propensity weighting (selection model on audited vs sampled unaudited "
+        f"taxpayers at each snapshot, cross-fitted, weights clipped at {cfg.max_weight}). "
+        f"Validation: {'; '.join(parts)}. Kept: {chosen}."
+    )
+
+
+def _artifacts(
+    d: Path,
+    final: YieldModel,
+    Xva: pd.DataFrame,
+    exva: pd.DataFrame,
+    scores: dict[str, np.ndarray],
+    comparison: pd.DataFrame,
+    labels: pd.DataFrame,
+    pred: pd.DataFrame,
+) -> None:
+    rec = exva["tax_recovered"].to_numpy()
+    keep = ["model", "old_rules", "logistic", "random"]
+    plots.yield_curve({k: scores[k] for k in keep}, rec, d / "yield_curve.png")
+    plots.calibration_plot(
+        pred["probability"].to_numpy(), exva["adjusted"].to_numpy(), d / "calibration.png"
+    )
+    imp = final.feature_importance()
+    imp.to_csv(d / "feature_importance.csv")
+    plots.importance_plot(imp, d / "feature_importance.png")
+    sample = Xva.iloc[:SHAP_ROWS]
+    plots.shap_summary_plot(
+        final.contributions(sample), final.prepare(sample), d / "shap_summary.png"
+    )
+    comparison.to_csv(d / "comparison.csv")
+    labels.to_csv(d / "label_counts.csv")
+    (d / "comparison.json").write_text(
+        json.dumps(json.loads(comparison.to_json(orient="index")), indent=2), encoding="utf-8"
+    )
