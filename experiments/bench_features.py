@@ -1,0 +1,133 @@
+"""Benchmark: the feature matrix against a bare DuckDB scan of the same input, in one run.
+
+    python -m taxrisk.experiments.bench_features DIR [--as-of DATE] [--batch] [--json OUT]
+
+Measures, in one process: a bare DuckDB scan of every column of every contract table file
+(``max()`` of each column, so every value is read), loading (``load_folder``: reading,
+validation, typing), ``build_matrix`` as of the last month of the data (or ``--as-of``), per
+stage and source group (the slowest first), peak RSS of the process (DuckDB's memory
+included), and optionally (``--batch``) ``build_matrices`` over every audit selection date
+with ``pairs`` = the audited taxpayers (the training set). Prints a JSON summary. DuckDB is
+configured from the settings (``TAXRISK_DUCKDB_MEMORY_LIMIT``, spill to the workspace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from taxrisk.features.loading import find_tables, load_folder
+from taxrisk.features.matrix import _build, build_matrices
+from taxrisk.features.schema import SCHEMAS
+from taxrisk.features.tables import connect
+
+from taxrisk.settings import get_settings
+
+log = logging.getLogger("bench_features")
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, GB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def bare_scan(folder: Path) -> tuple[float, int]:
+    """Seconds to read every contract column of every table file with DuckDB, and rows."""
+    files, _ = find_tables(folder)
+    con = duckdb.connect()
+    rows = 0
+    t0 = time.perf_counter()
+    for name, path in files.items():
+        cols = SCHEMAS[name].column_names
+        if path.suffix == ".parquet":
+            src = f"read_parquet('{path}')"
+        else:
+            src = f"read_csv('{path}', all_varchar=true, header=true)"
+        exprs = ", ".join(["count(*)"] + [f'max("{c}")' for c in cols])
+        rows += int(con.sql(f"SELECT {exprs} FROM {src}").fetchone()[0])  # type: ignore[index]
+    return time.perf_counter() - t0, rows
+
+
+def last_month_end(folder: Path) -> dt.date:
+    """The last day of the latest VAT period in the folder."""
+    files, _ = find_tables(folder)
+    path = files["vat_returns"]
+    src = (
+        f"read_parquet('{path}')"
+        if path.suffix == ".parquet"
+        else f"read_csv('{path}', all_varchar=true)"
+    )
+    latest = str(duckdb.sql(f"SELECT max(CAST(period AS VARCHAR)) FROM {src}").fetchone()[0])  # type: ignore[index]
+    first = pd.Period(latest[:7], freq="M")
+    return first.end_time.date()
+
+
+def run(folder: Path, as_of: dt.date | None, batch: bool) -> dict[str, Any]:
+    as_of = as_of or last_month_end(folder)
+    out: dict[str, Any] = {"folder": str(folder), "as_of": as_of.isoformat()}
+    scan_s, rows = bare_scan(folder)
+    out |= {"input_rows": rows, "bare_scan_s": round(scan_s, 2)}
+    t0 = time.perf_counter()
+    loaded = load_folder(folder, con=connect(get_settings()), as_of=as_of)
+    out["load_s"] = round(time.perf_counter() - t0, 2)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    matrix, off = _build(loaded.tables, [as_of], None, timings)
+    build_s = time.perf_counter() - t0
+    out |= {
+        "build_matrix_s": round(build_s, 2),
+        "rows": len(matrix),
+        "columns": matrix.shape[1],
+        "ratio_build_to_scan": round(build_s / scan_s, 2),
+        "ratio_load_and_build_to_scan": round((build_s + out["load_s"]) / scan_s, 2),
+        "switched_off": sorted(off),
+        "slowest": {k: round(v, 2) for k, v in sorted(timings.items(), key=lambda kv: -kv[1])[:8]},
+        "peak_rss_gb_after_build": round(peak_rss_gb(), 2),
+    }
+    fired = matrix[[c for c in matrix.columns if c.endswith("__fired")]].mean()
+    out["fired_share"] = {k[:-7]: round(float(v), 4) for k, v in fired.items()}
+    log.info("single build: %s", json.dumps({k: v for k, v in out.items() if k != "fired_share"}))
+    del matrix
+    if batch and "audits" in loaded.tables:
+        aud = loaded.tables["audits"].select("taxpayer_id", "selected_on").to_pandas()
+        aud["selected_on"] = pd.to_datetime(aud["selected_on"]).dt.date
+        aud = aud[aud["selected_on"] <= as_of]
+        pairs = pd.DataFrame({"as_of": aud["selected_on"], "taxpayer_id": aud["taxpayer_id"]})
+        t0 = time.perf_counter()
+        mats = build_matrices(loaded.tables, sorted(set(pairs["as_of"])), pairs=pairs)
+        out |= {
+            "batch_dates": int(pairs["as_of"].nunique()),
+            "batch_rows": len(mats),
+            "build_matrices_s": round(time.perf_counter() - t0, 2),
+            "peak_rss_gb": round(peak_rss_gb(), 2),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("--as-of", type=dt.date.fromisoformat, default=None)
+    p.add_argument("--batch", action="store_true", help="also time build_matrices on audits")
+    p.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    result = run(args.folder, args.as_of, args.batch)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

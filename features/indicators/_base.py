@@ -1,0 +1,313 @@
+"""The building blocks of the catalog: sources, indicators and the point-in-time context.
+
+A **source** turns contract tables into per-taxpayer aggregates as of each date: one Ibis
+table keyed ``(as_of, taxpayer_id)``, computed in one pass over its tables. An **indicator**
+is a pure expression over the *base* table (one row per active taxpayer and as-of date, all
+sources joined, plus industry benchmarks) that yields one float per row.
+
+Point in time: a source sees a table only through :meth:`Context.window`, which keeps rows
+known at the as-of date (``known_on <= as_of``, the contract's as-of rule) whose period lies
+in the ``months`` months strictly before the as-of month (``k = 1..months``, where ``k`` is
+the number of months between the period and the as-of month).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from ..tables import Tables
+
+__all__ = [
+    "Context",
+    "Derived",
+    "Indicator",
+    "Source",
+    "defaults",
+    "log_ratio",
+    "month_diff",
+    "safe_div",
+    "snap",
+]
+
+Measure = Literal["outreach", "guidance", "notice", "assessment", "audit"]
+Direction = Literal["high", "low"]
+
+_DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "indicator_defaults.toml"
+
+
+@cache
+def defaults() -> dict[str, Any]:
+    """The documented defaults (``features/indicator_defaults.toml``)."""
+    with _DEFAULTS_FILE.open("rb") as f:
+        return tomllib.load(f)
+
+
+def threshold(name: str) -> float:
+    return float(defaults()["thresholds"][name])
+
+
+@dataclass(frozen=True)
+class Source:
+    """Per-taxpayer aggregates of some tables.
+
+    ``tables``: tables that must all be present. ``build(ctx)`` returns a table keyed
+    ``(as_of, taxpayer_id)`` (at most one row per key). ``granularity`` (see :func:`snap`):
+    ``month`` for sources reading only tables known at period ends (invoices, electricity,
+    ...): their result depends on the as-of month only; ``half_month`` for declarations
+    (computed as of the 1st or 16th); ``day`` for small dated tables (registry events,
+    audits), computed at the as-of date itself. ``zero_fill``: columns that
+    are 0 (not null) for a taxpayer without rows: the table is present, so no row means none.
+    """
+
+    name: str
+    tables: tuple[str, ...]
+    build: Callable[[Context], ir.Table]
+    granularity: Granularity = "day"
+    zero_fill: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A per-taxpayer column computed on the joined base from other columns.
+
+    ``needs``: base columns it reads (it is skipped when one is absent, e.g. its source's
+    optional table is missing). ``stage`` 1 runs before the industry benchmarks, stage 2
+    after them (and may read ``ind_<col>_med``).
+    """
+
+    name: str
+    needs: tuple[str, ...]
+    fn: Callable[[ir.Table], ir.Value]
+    stage: int = 1
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One risk indicator of the catalog (DESIGN: "indicators are a catalog").
+
+    ``compute(base)``: float value per base row (null where the data do not cover it).
+    ``direction``: "high" or "low" = risky. ``threshold``: the default firing value;
+    ``fires(base, value)`` overrides the comparison (e.g. an industry warning line).
+    ``pct``: also emit the value's percentile within the industry (``<id>__pct``).
+    ``requires``: columns of the base it reads (documentation and checks).
+    """
+
+    id: str
+    name_zh: str
+    name_en: str
+    tables: tuple[str, ...]
+    compute: Callable[[ir.Table], ir.Value]
+    direction: Direction
+    threshold: float
+    measure: Measure
+    guide_zh: str
+    guide_en: str
+    classic: bool = False
+    fires: Callable[[ir.Table, ir.Value], ir.BooleanValue] | None = None
+    pct: bool = True
+    group: str = ""
+    unit: str = ""
+
+    def value(self, base: ir.Table) -> ir.FloatingValue:
+        """The value, rounded to 9 decimals: parallel sums differ in the last bits from run
+        to run, and ties must stay ties for flags and percentiles to be deterministic."""
+        return self.compute(base).cast("float64").round(9)
+
+    def fired(self, base: ir.Table, value: ir.Value) -> ir.IntegerValue:
+        """0/1: the indicator fires (0 where the value is null)."""
+        if self.fires is not None:
+            cond = self.fires(base, value)
+        elif self.direction == "high":
+            cond = value >= self.threshold
+        else:
+            cond = value <= self.threshold
+        return ibis.ifelse(value.notnull() & cond, 1, 0).cast("int8")
+
+
+# -- expression helpers ---------------------------------------------------------------------
+
+
+def safe_div(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
+    """num / den, null where den is 0 or null (never inf)."""
+    return num.cast("float64") / den.cast("float64").nullif(0.0)
+
+
+def log_ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
+    """ln(num / den), null unless both are > 0."""
+    n = num.cast("float64")
+    d = den.cast("float64")
+    return ibis.ifelse((n > 0) & (d > 0), (n / d.nullif(0.0)).ln(), ibis.null("float64"))
+
+
+def month_diff(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
+    """Whole months from ``earlier`` to ``later`` (calendar months, days ignored)."""
+    return (later.year() - earlier.year()) * 12 + (later.month() - earlier.month())
+
+
+# -- point-in-time context ------------------------------------------------------------------
+
+
+def _month_start(d: dt.date) -> dt.date:
+    return d.replace(day=1)
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    y, m = divmod(d.year * 12 + (d.month - 1) + months, 12)
+    return dt.date(y, m + 1, 1)
+
+
+WINDOWS = (3, 6, 12, 13, 15, 24, 27, 38)
+
+Granularity = Literal["day", "half_month", "month"]
+
+
+def snap(as_of: dt.date, granularity: Granularity) -> dt.date:
+    """The date a source of this granularity reads its tables at, for an as-of date.
+
+    ``day``: the as-of date itself. ``half_month``: the 1st or the 16th of its month, the
+    latest on or before it (returns are due by the 15th, so the month's filing wave is seen
+    from the 16th; declarations filed since the last snap are not used yet: less than is
+    known, never more). ``month``: the last day of the previous month (periods before the
+    as-of month, all known by then; for tables known at period end).
+    """
+    if granularity == "day":
+        return as_of
+    m0 = as_of.replace(day=1)
+    if granularity == "half_month":
+        return as_of.replace(day=16) if as_of.day >= 16 else m0
+    return m0 - dt.timedelta(days=1)
+
+
+def dates_frame(as_ofs: Sequence[dt.date]) -> pd.DataFrame:
+    """as_of, m0 (first day of the as-of month) and lo_N (m0 minus N months) per date."""
+    ds = sorted({pd.Timestamp(d).date() for d in as_ofs})
+    data: dict[str, list[dt.date]] = {"as_of": ds, "m0": [_month_start(d) for d in ds]}
+    for n in WINDOWS:
+        data[f"lo_{n}"] = [_add_months(_month_start(d), -n) for d in ds]
+    return pd.DataFrame(data)
+
+
+def _snap_in(as_of: dt.date, m0: dt.date, granularity: Granularity) -> dt.date:
+    """:func:`snap` for a date inside its reference month ``m0``; a date already before the
+    reference month (an information date) is kept."""
+    return snap(as_of, granularity) if as_of >= m0 else as_of
+
+
+@dataclass
+class Context:
+    """The tables and the as-of dates one matrix build works on.
+
+    ``dates``: one row per as-of date: ``as_of``, ``m0`` and ``lo_N`` bounds.
+    ``single``: the as-of date when there is exactly one (rows are then filtered with
+    :meth:`Tables.known` and literals, which lets the engine push filters into scans).
+    """
+
+    tables: Tables
+    dates: ir.Table
+    single: dt.date | None
+    frame: pd.DataFrame = field(repr=False)
+
+    @classmethod
+    def create(cls, tables: Tables, as_ofs: Sequence[dt.date]) -> Context:
+        frame = dates_frame(as_ofs)
+        dates = ibis.memtable(frame)
+        single = frame["as_of"].iloc[0] if len(frame) == 1 else None
+        return cls(tables=tables, dates=dates, single=single, frame=frame)
+
+    def snapped(self, granularity: Granularity) -> Context:
+        """The context a source of this granularity is computed in: one date per distinct
+        snapped date (see :func:`snap`), each keeping the reference month of its as-of
+        dates."""
+        if granularity == "day":
+            return self
+        pairs = sorted(
+            {
+                (_snap_in(a, m0, granularity), m0)
+                for a, m0 in zip(self.frame["as_of"], self.frame["m0"], strict=True)
+            }
+        )
+        frame = pd.DataFrame({"as_of": [p[0] for p in pairs], "m0": [p[1] for p in pairs]})
+        for n in WINDOWS:
+            frame[f"lo_{n}"] = [_add_months(m, -n) for m in frame["m0"]]
+        single = frame["as_of"].iloc[0] if len(frame) == 1 else None
+        return Context(self.tables, ibis.memtable(frame), single, frame)
+
+    def snap_map(self, granularity: Granularity) -> ir.Table:
+        """as_of -> _snap for every as-of date of this context."""
+        df = pd.DataFrame(
+            {
+                "as_of": self.frame["as_of"],
+                "_snap": [
+                    _snap_in(a, m0, granularity)
+                    for a, m0 in zip(self.frame["as_of"], self.frame["m0"], strict=True)
+                ],
+            }
+        )
+        return ibis.memtable(df)
+
+    def _grid(self, months: int) -> ir.Table:
+        """One row per as-of date and period of its window: as_of, _period, k (1..months)."""
+        rows = [
+            (a, _add_months(m0, -k), k)
+            for a, m0 in zip(self.frame["as_of"], self.frame["m0"], strict=True)
+            for k in range(1, months + 1)
+        ]
+        df = pd.DataFrame(rows, columns=["as_of", "_period", "k"])
+        df["k"] = df["k"].astype("int64")
+        return ibis.memtable(df)
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.tables for n in names)
+
+    def window(self, name: str, months: int, *, period: str = "period") -> ir.Table:
+        """Rows of ``name`` known at each as-of date, with ``period`` in the ``months`` months
+        before the as-of month; adds ``as_of`` and ``k`` (1 = the month before the as-of
+        month)."""
+        if months not in WINDOWS:
+            raise ValueError(f"window of {months} months: use one of {WINDOWS}")
+        d = self.dates.select("as_of", "m0", f"lo_{months}")
+        if self.single is not None:
+            row = self.frame.iloc[0]
+            t = self.tables.known(name, self.single)
+            t = t.filter(t[period] >= row[f"lo_{months}"], t[period] < row["m0"])
+            j = t.cross_join(d)
+        else:
+            # many dates: an equi-join on the period against a (date, period) grid, then the
+            # as-of rule as a filter (engines run this as a hash join)
+            t = self.tables[name]
+            g = self._grid(months)
+            j = t.join(g, t[period] == g._period)
+            j = j.filter(j.known_on <= j.as_of).drop("_period")
+            return j
+        return j.mutate(k=month_diff(j.m0, j[period])).drop("m0", f"lo_{months}")
+
+    def since(self, name: str, months: int, column: str) -> ir.Table:
+        """Rows of a dated table (registry events, audits) known at each as-of date, dated
+        within ``months`` months before it (by ``column``); adds ``as_of`` and ``m0``."""
+        d = self.dates.select("as_of", "m0", f"lo_{months}")
+        if self.single is not None:
+            row = self.frame.iloc[0]
+            t = self.tables.known(name, self.single)
+            t = t.filter(t[column] >= row[f"lo_{months}"])
+            return t.cross_join(d).drop(f"lo_{months}")
+        t = self.tables[name]
+        j = t.join(d, [t.known_on <= d.as_of, t[column] >= d[f"lo_{months}"]])
+        return j.drop(f"lo_{months}")
+
+    def known_all(self, name: str) -> ir.Table:
+        """Every row of ``name`` known at each as-of date (no period window); adds ``as_of``."""
+        d = self.dates.select("as_of", "m0")
+        if self.single is not None:
+            return self.tables.known(name, self.single).cross_join(d)
+        t = self.tables[name]
+        return t.join(d, [t.known_on <= d.as_of])

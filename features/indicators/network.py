@@ -1,0 +1,165 @@
+"""Shell-company signals from the invoice network (issues much, pays little, new, vanishes).
+
+Month-granular (see :mod:`.invoices`): computed as of the day before the as-of month, so a
+seller's VAT returns and deregistration count only if known by then.
+
+Per registered seller, four signals (each 0/1):
+
+1. *issues much, pays little*: invoice tax issued in k=1..12 at least ``issue_pay_ratio``
+   times its positive VAT payable, and over 1,000 yuan;
+2. *new*: registered fewer than ``young_months`` months before the as-of month;
+3. *no staff*: social-insurance headcount at most ``max_headcount`` in its last 3 months
+   (counted 0 when the ``social_insurance`` table is absent);
+4. *surge*: monthly invoicing in k=1..3 over ``surge_ratio`` times that of k=4..12.
+
+``shell_score`` (0..4) is the taxpayer's own count. A supplier is *risky* when its score is
+at least ``shell_seller`` or it has deregistered (a vanished seller, 走逃).
+``risky_in_amount_12``: purchases in k=1..12 from risky suppliers; derived ``shell_exposure``:
+their share of all purchases ``inv_in_amount_12`` (suppliers outside the registry count in
+the denominator only). ``issue_pay_log``: ln((tax issued + 1) / (VAT paid
++ 1)).
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from ._base import Context, Derived, Indicator, Source, defaults, month_diff, threshold
+
+__all__ = ["DERIVED", "INDICATORS", "SOURCES"]
+
+
+def _sellers(ctx: Context) -> ir.Table:
+    """Signals of every registered taxpayer known at each (monthly) as-of date."""
+    cfg = defaults()["shell"]
+    w = ctx.window("invoices", 12)
+    issued = w.group_by([w.as_of, w.seller_id.name("taxpayer_id")]).aggregate(
+        _tax=w.tax.sum(),
+        _recent=w.amount.sum(where=w.k <= 3),
+        _before=w.amount.sum(where=w.k > 3),
+    )
+    v = ctx.window("vat_returns", 12)
+    paid = v.group_by(["as_of", "taxpayer_id"]).aggregate(
+        _paid=ibis.greatest(v.tax_payable, 0.0).sum()
+    )
+    tp = ctx.known_all("taxpayers")
+    tp = tp.select(
+        "as_of",
+        "taxpayer_id",
+        _age=month_diff(tp.m0, tp.registered_on),
+        _gone=tp.deregistered_on.notnull() & (tp.deregistered_on <= tp.as_of),
+    )
+    s = tp.left_join(issued, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
+    s = s.left_join(paid, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
+    if ctx.has("social_insurance"):
+        so = ctx.window("social_insurance", 3)
+        heads = so.group_by(["as_of", "taxpayer_id"]).aggregate(_heads=so.headcount.mean())
+        s = s.left_join(heads, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
+        heads_col = s._heads.fill_null(0.0)
+    else:
+        heads_col = ibis.literal(1e9)
+    tax = s._tax.fill_null(0.0)
+    paid_col = s._paid.fill_null(0.0)
+    s1 = (tax > 1000.0) & (tax >= float(cfg["issue_pay_ratio"]) * paid_col)
+    s2 = s._age < int(cfg["young_months"])
+    s3 = (tax > 0) & (heads_col <= float(cfg["max_headcount"]))
+    s4 = (s._recent.fill_null(0.0) / 3.0) > float(cfg["surge_ratio"]) * (
+        s._before.fill_null(0.0) / 9.0
+    ) + 1000.0
+    score = sum(ibis.ifelse(x, 1, 0) for x in (s1, s2, s3, s4))
+    return s.select(
+        "as_of",
+        "taxpayer_id",
+        "_gone",
+        shell_score=score.cast("float64"),
+        issue_pay_log=((tax + 1.0) / (paid_col + 1.0)).ln(),
+        _has_tax=tax > 0,
+    )
+
+
+def network_source(ctx: Context) -> ir.Table:
+    sellers = _sellers(ctx)
+    risky_line = threshold("shell_seller")
+    w = ctx.window("invoices", 12)
+    # the risky suppliers are few: an inner join on them reads invoices as a filter
+    risky = sellers.filter((sellers.shell_score >= risky_line) | sellers._gone).select(
+        r_as_of="as_of", r_id="taxpayer_id"
+    )
+    j = w.join(risky, [w.as_of == risky.r_as_of, w.seller_id == risky.r_id])
+    exp = j.group_by([j.as_of, j.buyer_id.name("taxpayer_id")]).aggregate(
+        risky_in_amount_12=j.amount.sum()
+    )
+    own = sellers.filter(~sellers._gone).select(
+        "as_of",
+        "taxpayer_id",
+        shell_score=ibis.ifelse(sellers._has_tax, sellers.shell_score, ibis.null("float64")),
+        issue_pay_log=ibis.ifelse(sellers._has_tax, sellers.issue_pay_log, ibis.null("float64")),
+    )
+    out = own.left_join(exp, ["as_of", "taxpayer_id"])
+    return out.drop("as_of_right", "taxpayer_id_right")
+
+
+DERIVED = [
+    Derived(
+        "shell_exposure",
+        ("risky_in_amount_12", "inv_in_amount_12"),
+        lambda b: ibis.ifelse(
+            b.inv_in_amount_12 > 0,
+            ibis.greatest(b.risky_in_amount_12.fill_null(0.0), 0.0) / b.inv_in_amount_12,
+            ibis.null("float64"),
+        ),
+    ),
+]
+
+
+SOURCES = [
+    Source(
+        "network",
+        ("invoices", "vat_returns"),
+        network_source,
+        granularity="month",
+        zero_fill=("risky_in_amount_12",),
+    )
+]
+
+_G = "network"
+
+INDICATORS = [
+    Indicator(
+        id="shell_company",
+        name_zh="空壳企业特征(多开票少缴税、新办、无员工、开票激增)",
+        name_en="Shell-company signals (issues much, pays little, new, no staff, surge)",
+        tables=("invoices", "vat_returns"),
+        compute=lambda b: b.shell_score,
+        direction="high",
+        threshold=threshold("shell_seller"),
+        measure="audit",
+        pct=False,
+        unit="signals (0-4)",
+        group=_G,
+        guide_zh="新办企业短期大量开票而缴税很少、无社保人员:立即实地核查经营地址和法定代表人,"
+        "核对资金流、货物流与发票流是否一致,必要时暂停发票领用并移交稽查(虚开发票风险)。",
+        guide_en="A new firm issuing many invoices, paying little tax, with no insured staff: visit "
+        "the address and the legal representative at once, match money, goods and invoice "
+        "flows; if they diverge, suspend invoice supply and refer to inspection (fictitious "
+        "invoicing).",
+    ),
+    Indicator(
+        id="shell_supplier_exposure",
+        name_zh="接受空壳或走逃企业发票",
+        name_en="Purchases from shell-like or vanished suppliers",
+        tables=("invoices", "vat_returns"),
+        compute=lambda b: b.shell_exposure,
+        direction="high",
+        threshold=threshold("shell_exposure"),
+        measure="assessment",
+        unit="share",
+        group=_G,
+        guide_zh="购进发票中较大比例来自空壳特征或已注销(走逃)企业:核实交易真实性,调取合同、"
+        "付款记录和运输单据;不能证明真实交易的,进项税额转出。",
+        guide_en="A large share of purchases comes from shell-like or vanished suppliers: verify "
+        "the transactions (contracts, payments, transport documents); input tax that cannot be "
+        "backed by real trade is reversed.",
+    ),
+]

@@ -1,0 +1,237 @@
+"""Peers: industry benchmarks, size bands, regions and peer-comparison indicators.
+
+Benchmarks are computed over the taxpayers active at each as-of date, from their own
+point-in-time aggregates (so they are as blind to the future as the aggregates):
+
+``ind_<col>_med``  median of ``<col>`` within (as_of, industry, taxpayer_type), for
+                   :data:`BENCHMARKS`.
+``size_band``      decade of monthly declared sales: floor(log10(sales_month_avg + 1)).
+``county_id``      the county of the managing unit (a branch's parent; a county or the city
+                   itself otherwise).
+``peer_burden_pct`` / ``peer_sales_pct``  percentile (share at or below) of the VAT burden / monthly
+                   sales within industry x taxpayer type x size band x county, falling back to
+                   industry x type x size band, then industry x type, when the finer group has
+                   fewer than ``min_group``.
+``quota_peer_ratio``  a fixed-quota taxpayer's monthly quota over the median monthly sales of
+                   self-assessed peers in the same industry and county (industry city-wide when
+                   the county has too few).
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from ._base import Indicator, defaults, safe_div, threshold
+
+__all__ = [
+    "BENCHMARKS",
+    "INDICATORS",
+    "add_benchmarks",
+    "add_peer_columns",
+    "add_percentiles",
+    "percentile",
+]
+
+#: base columns whose industry median is a benchmark (when the column exists)
+BENCHMARKS = (
+    "vat_burden",
+    "sales_yoy",
+    "cit_burden",
+    "profit_margin",
+    "kwh_per_sales",
+    "wages_per_sales",
+    "sales_per_head",
+    "fuel_share",
+    "sales_to_purchases",
+    "model_sales_per_unit",
+    "land_tax_per_m2",
+)
+
+
+def percentile(value: ir.NumericValue, group: list[ir.Value]) -> ir.FloatingValue:
+    """Share of the group's non-null values at or below ``value`` (in (0, 1]; a value tied
+    with many peers gets the share of all of them, so ties at zero do not look extreme);
+    null where ``value`` is null. Nulls are ordered last explicitly, so the result does not
+    depend on an engine's default null ordering."""
+    above = ibis.rank().over(group_by=group, order_by=ibis.desc(value, nulls_first=False))
+    n = value.count().over(group_by=group)
+    pct = (n - above).cast("float64") / n.cast("float64").nullif(0.0)
+    return ibis.ifelse(value.isnull(), ibis.null("float64"), pct)
+
+
+def add_percentiles(base: ir.Table, cols: list[str], *, keep: ir.Table | None = None) -> ir.Table:
+    """Join ``<col>__pct``: each column's :func:`percentile` within (as_of, industry): the
+    share of the industry's taxpayers with a value at or below this one.
+
+    Computed in long form (one window over all columns at once), which engines run far
+    faster than one window per column. ``keep`` (as_of, taxpayer_id): only these rows are
+    returned (ranks are still over every row)."""
+    if not cols:
+        return base
+    long = base.select("as_of", "taxpayer_id", "industry", *cols).pivot_longer(
+        cols, names_to="_col", values_to="_v"
+    )
+    long = long.filter(long._v.notnull())
+    long = long.mutate(_p=percentile(long._v, [long.as_of, long.industry, long._col]))
+    if keep is not None:
+        long = long.semi_join(keep, ["as_of", "taxpayer_id"])
+        base = base.semi_join(keep, ["as_of", "taxpayer_id"])
+    wide = long.group_by(["as_of", "taxpayer_id"]).aggregate(
+        **{f"{c}__pct": long._p.max(where=long._col == c) for c in cols}
+    )
+    j = base.left_join(wide, ["as_of", "taxpayer_id"])
+    return j.drop("as_of_right", "taxpayer_id_right")
+
+
+def add_benchmarks(base: ir.Table) -> ir.Table:
+    """Join the medians of :data:`BENCHMARKS` (those present) within (as_of, industry,
+    taxpayer type) onto ``base``: general and small-scale taxpayers are taxed differently
+    (credit-invoice VAT vs a flat levy), so each is compared with its own kind."""
+    cols = [c for c in BENCHMARKS if c in base.columns]
+    if not cols:
+        return base
+    keys = ["as_of", "industry", "taxpayer_type"]
+    med = base.group_by(keys).aggregate(**{f"ind_{c}_med": base[c].median() for c in cols})
+    j = base.left_join(med, keys)
+    return j.drop("as_of_right", "industry_right", "taxpayer_type_right")
+
+
+def _peer_percentiles(base: ir.Table, outputs: dict[str, str], min_group: int) -> ir.Table:
+    """Percentiles of columns within industry x taxpayer type x size band x county, else
+    without the county, else industry x taxpayer type (the finest group with at least
+    ``min_group`` taxpayers), computed in long form: one window over every (level, column)."""
+    sep = ibis.literal("|")
+    kind = base.industry + sep + base.taxpayer_type
+    groups = {
+        "fine": kind + sep + base.size_band.cast("string") + sep + base.county_id,
+        "mid": kind + sep + base.size_band.cast("string"),
+        "coarse": kind,
+    }
+    parts = [
+        base.select(
+            "as_of",
+            "taxpayer_id",
+            _level=ibis.literal(level),
+            _col=ibis.literal(col),
+            _g=g,
+            _v=base[col].cast("float64"),
+        )
+        for level, g in groups.items()
+        for col in outputs.values()
+    ]
+    long = ibis.union(*parts)
+    grp = [long.as_of, long._level, long._col, long._g]
+    long = long.mutate(_n=long.taxpayer_id.count().over(group_by=grp), _p=percentile(long._v, grp))
+    wide = long.group_by(["as_of", "taxpayer_id"]).aggregate(
+        **{
+            f"_{stat}_{level}_{col}": long[f"_{stat}"].max(
+                where=(long._level == level) & (long._col == col)
+            )
+            for stat in ("p", "n")
+            for level in groups
+            for col in outputs.values()
+        }
+    )
+    j = base.select("as_of", "taxpayer_id").left_join(wide, ["as_of", "taxpayer_id"])
+    out = {}
+    for name, col in outputs.items():
+        out[name] = ibis.ifelse(
+            j[f"_n_fine_{col}"] >= min_group,
+            j[f"_p_fine_{col}"],
+            ibis.ifelse(j[f"_n_mid_{col}"] >= min_group, j[f"_p_mid_{col}"], j[f"_p_coarse_{col}"]),
+        )
+    return j.select("as_of", "taxpayer_id", **out)
+
+
+def add_peer_columns(base: ir.Table) -> ir.Table:
+    """Size band, peer-group percentiles and the fixed-quota peer ratio."""
+    min_group = int(defaults()["peers"]["min_group"])
+    width = float(defaults()["peers"]["size_band_log10_width"])
+    if "sales_month_avg" not in base.columns:
+        return base
+    band = ((base.sales_month_avg.fill_null(0.0) + 1.0).log10() / width).floor().cast("int64")
+    base = base.mutate(size_band=band)
+    pct = _peer_percentiles(
+        base, {"peer_burden_pct": "vat_burden", "peer_sales_pct": "sales_month_avg"}, min_group
+    )
+    base = base.left_join(pct, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
+    # fixed-quota taxpayers vs self-assessed peers (industry x county, else industry)
+    sa = base.filter(base.collection_method == "self_assessed")
+    by_county = sa.group_by(["as_of", "industry", "county_id"]).aggregate(
+        _q_med_c=sa.sales_month_avg.median(), _q_n_c=sa.taxpayer_id.count()
+    )
+    by_ind = sa.group_by(["as_of", "industry"]).aggregate(_q_med_i=sa.sales_month_avg.median())
+    base = base.left_join(by_county, ["as_of", "industry", "county_id"]).drop(
+        "as_of_right", "industry_right", "county_id_right"
+    )
+    base = base.left_join(by_ind, ["as_of", "industry"]).drop("as_of_right", "industry_right")
+    peer = ibis.ifelse(base._q_n_c >= 5, base._q_med_c, base._q_med_i)
+    ratio = ibis.ifelse(
+        base.collection_method == "fixed_quota",
+        safe_div(base.sales_month_avg, peer),
+        ibis.null("float64"),
+    )
+    return base.mutate(quota_peer_ratio=ratio).drop("_q_med_c", "_q_n_c", "_q_med_i")
+
+
+_G = "peers"
+
+INDICATORS = [
+    Indicator(
+        id="peer_burden",
+        name_zh="同行业同规模同地区税负率排名偏低",
+        name_en="VAT burden low among same-industry, same-size, same-county peers",
+        tables=("vat_returns",),
+        compute=lambda b: b.peer_burden_pct,
+        direction="low",
+        threshold=threshold("peer_burden_pct"),
+        fires=lambda b, v: (v <= threshold("peer_burden_pct")) & (b.sales_12 > 0),
+        measure="notice",
+        pct=False,
+        unit="percentile",
+        group=_G,
+        guide_zh="税负处于同行业、同规模、同地区纳税人的最低5%:选取可比企业对照毛利率、"
+        "单位能耗、人均销售额,要求企业说明差异。",
+        guide_en="Burden in the lowest 5% of peers of the same industry, size band and county: "
+        "pick comparable firms, compare gross margin, energy per unit and sales per employee, "
+        "and ask the firm to explain the difference.",
+    ),
+    Indicator(
+        id="peer_sales",
+        name_zh="同行业同地区销售规模排名",
+        name_en="Declared sales rank among same-industry, same-county peers",
+        tables=("vat_returns",),
+        compute=lambda b: b.peer_sales_pct,
+        direction="low",
+        threshold=threshold("peer_sales_pct"),
+        fires=lambda b, v: (v <= threshold("peer_sales_pct")) & (b.age_months >= 12),
+        measure="outreach",
+        pct=False,
+        unit="percentile",
+        group=_G,
+        guide_zh="成立一年以上、申报销售额处于同类最低5%:实地核实经营规模(场地、设备、人员),"
+        "与水电、社保等第三方数据印证。",
+        guide_en="Trading over a year yet in the lowest 5% of declared sales among peers: check "
+        "the premises, equipment and staff on site and corroborate with power and social "
+        "insurance data.",
+    ),
+    Indicator(
+        id="fixed_quota_vs_peers",
+        name_zh="定期定额户定额低于查账征收同行",
+        name_en="Fixed quota below self-assessed peers' sales",
+        tables=("vat_returns",),
+        compute=lambda b: b.quota_peer_ratio,
+        direction="low",
+        pct=False,
+        threshold=threshold("fixed_quota_vs_peers"),
+        measure="guidance",
+        unit="ratio",
+        group=_G,
+        guide_zh="定额不足同行业、同地区查账征收户月销售额中位数的一半:开展定额核定调查,"
+        "核实经营面积、设备、雇员和实际营业额,调整定额或督促建账建制。",
+        guide_en="Quota under half the median monthly sales of self-assessed peers: survey the "
+        "business (floor area, equipment, staff, real turnover), raise the quota or move the "
+        "business to book-keeping.",
+    ),
+]

@@ -1,0 +1,432 @@
+"""The point-in-time feature matrix: one row per taxpayer active at the as-of date.
+
+:func:`build_matrix` (one date) and :func:`build_matrices` (many dates in one pass) run the
+catalog on the engine of ``tables.con`` (DuckDB by default; the expressions are plain Ibis and
+compile for PySpark) and hand a pandas DataFrame to the models:
+
+- index ``taxpayer_id`` (one date) or ``(as_of, taxpayer_id)`` (many);
+- category columns ``unit_id``, ``industry``, ``taxpayer_type``, ``collection_method``;
+- float64 columns: raw aggregates of every source (money in yuan, ratios, months), each
+  indicator's value ``<id>``, its industry percentile ``<id>__pct`` (share of the industry at
+  or below the value, in (0, 1]) where
+  meaningful, industry-model estimates;
+- int8 columns ``<id>__fired`` (0/1);
+- ``attrs["switched_off"] = {indicator_id: reason}``, ``attrs["as_of"]`` (ISO, one date).
+
+Point in time: every table is read as of the *information date* of the as-of date, the last
+day of the previous month (:data:`INFORMATION_GRANULARITY`; the bureau's monthly analysis of
+closed months): a row is used only if known then (the contract's as-of rule, via
+:meth:`Tables.known` or the equivalent ``known_on`` filter), which is never later than the
+as-of date. Windows count months before the as-of month (``k = 1`` is the previous month).
+The rows are the taxpayers active at the as-of date itself (registered on or before it, not
+deregistered by then; a deregistration dated after it is not known); one registered after
+the information date gets its context columns and null features. Industry benchmarks and
+percentiles are over the taxpayers active at the information date. One information date per
+as-of month is what makes :func:`build_matrices` cheap: hundreds of audit selection dates
+collapse into at most one build per month, and each date's rows equal
+``build_matrix(tables, date)`` exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from .catalog import CATALOG, DERIVED, SOURCES, Source, switched_off
+from .indicators._base import Context, Granularity, month_diff, snap
+from .indicators.peers import add_benchmarks, add_peer_columns, add_percentiles
+from .progress import ProgressFn, report
+from .tables import Tables
+
+__all__ = [
+    "CATEGORICAL",
+    "build_matrices",
+    "build_matrix",
+    "feature_columns",
+    "matrix_expression",
+    "source_table",
+]
+
+log = logging.getLogger(__name__)
+
+CATEGORICAL = ("unit_id", "industry", "taxpayer_type", "collection_method")
+_CONTEXT = ("taxpayer_id", *CATEGORICAL)
+#: the information date of an as-of date (see ``indicators._base.snap``): the last day of the
+#: previous month, the bureau's monthly analysis cycle on closed months. One information date
+#: per as-of month keeps a training batch of hundreds of dates to at most one per month.
+INFORMATION_GRANULARITY: Granularity = "month"
+_KEY = ["as_of", "taxpayer_id"]
+#: industry_norms metrics joined onto the base as ``norm_<metric>`` (null where absent)
+NORM_METRICS = (
+    "tax_burden_warning",
+    "kwh_per_unit",
+    "input_output_ratio",
+    "loss_rate",
+    "avg_price",
+    "density_t_per_m3",
+    "wages_per_unit",
+    "vat_rate",
+    "input_output_floor",
+    "raw_price",
+    "tax_burden_avg",
+    "mineral_fee_rate",
+    "kiln_capacity",
+    "cycles",
+)
+#: other spellings of norm metrics seen in data folders -> the name used here
+NORM_ALIASES = {
+    "wage_per_unit": "wages_per_unit",
+    "kiln_capacity_t": "kiln_capacity",
+    "cycles_per_month": "cycles",
+    "density": "density_t_per_m3",
+    "price": "avg_price",
+}
+_INTERNAL = {"registered_on", "county_id", "industry_model"}
+
+
+def _population(ctx: Context) -> ir.Table:
+    """Active taxpayers at each as-of date with their context columns."""
+    t = ctx.tables["taxpayers"]
+    d = ctx.dates.select("as_of", "m0")
+    if ctx.single is not None:
+        a = ctx.single
+        p = t.filter(
+            t.registered_on <= a, t.deregistered_on.isnull() | (t.deregistered_on > a)
+        ).cross_join(d)
+    else:
+        p = t.join(
+            d,
+            [
+                t.registered_on <= d.as_of,
+                t.deregistered_on.isnull() | (t.deregistered_on > d.as_of),
+            ],
+        )
+    p = p.select(
+        "as_of",
+        "taxpayer_id",
+        "unit_id",
+        "industry",
+        "taxpayer_type",
+        "collection_method",
+        "registered_on",
+        age_months=month_diff(p.m0, p.registered_on).cast("float64"),
+        log_registered_capital=(p.registered_capital + 1.0).ln(),
+    )
+    u = ctx.tables["units"]
+    units = u.select(
+        u.unit_id,
+        county_id=ibis.ifelse(u.level == "branch", u.parent_id.fill_null(u.unit_id), u.unit_id),
+    )
+    p = p.left_join(units, "unit_id").drop("unit_id_right")
+    return p.mutate(county_id=p.county_id.fill_null(p.unit_id))
+
+
+def _norms(ctx: Context, base: ir.Table) -> ir.Table:
+    if ctx.has("industry_norms"):
+        n = ctx.tables["industry_norms"]
+        n = n.mutate(metric=n.metric.substitute(NORM_ALIASES))
+        wide = n.group_by("industry").aggregate(
+            **{f"norm_{m}": n.value.max(where=n.metric == m) for m in NORM_METRICS}
+        )
+        base = base.left_join(wide, "industry").drop("industry_right")
+    else:
+        base = base.mutate(**{f"norm_{m}": ibis.null("float64") for m in NORM_METRICS})
+    if ctx.has("industries"):
+        i = ctx.tables["industries"].select("industry", industry_model=ibis._.model)
+        base = base.left_join(i, "industry").drop("industry_right")
+    else:
+        base = base.mutate(industry_model=ibis.null("string"))
+    return base
+
+
+def _derived(base: ir.Table, stage: int) -> ir.Table:
+    """The catalog's derived columns of one stage, each where its inputs exist."""
+    for d in DERIVED:
+        if d.stage == stage and all(c in base.columns for c in d.needs):
+            base = base.mutate(**{d.name: d.fn(base).cast("float64")})
+    if stage != 1:
+        return base
+    cols = {}
+    if "vat_filed_2_12" in base.columns:
+        expected = ibis.greatest(ibis.least(base.age_months, 12.0) - 1.0, 0.0)
+        cols["missing_returns_12"] = ibis.greatest(
+            expected - base.vat_filed_2_12.fill_null(0).cast("float64"), 0.0
+        )
+    return base.mutate(**cols) if cols else base
+
+
+def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Table:
+    """One left-join chain of the population with every source's aggregates."""
+    j = pop
+    fields: list[ir.Value] = [pop[c] for c in pop.columns]
+    for src, agg in aggs:
+        j = j.left_join(agg, [pop.as_of == agg.as_of, pop.taxpayer_id == agg.taxpayer_id])
+        for c in agg.columns:
+            if c in _KEY:
+                continue
+            col = agg[c].fill_null(0) if c in src.zero_fill else agg[c]
+            fields.append(col.name(c))
+    return j.select(*fields)
+
+
+def _sources_for(present: set[str]) -> list[Source]:
+    return [s for s in SOURCES.values() if all(t in present for t in s.tables)]
+
+
+def source_table(src: Source, ctx: Context) -> ir.Table:
+    """A source's aggregates keyed ``(as_of, taxpayer_id)`` for the dates of ``ctx``
+    (coarser-grained sources are computed once per snapped date and mapped back)."""
+    if src.granularity == "day":
+        return src.build(ctx)
+    agg = src.build(ctx.snapped(src.granularity)).rename(_snap="as_of")
+    m = ctx.snap_map(src.granularity)
+    return m.join(agg, "_snap").drop("_snap")
+
+
+class _Pipeline:
+    """The matrix as a sequence of stages; each stage is materialised on the engine (a cached
+    table) unless ``lazy``, in which case the whole build stays one expression (used to
+    render the pipeline for another engine)."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        as_ofs: Sequence[dt.date],
+        *,
+        lazy: bool = False,
+        progress: ProgressFn | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        self.as_ofs = sorted({pd.Timestamp(d).date() for d in as_ofs})
+        self.info = {d: snap(d, INFORMATION_GRANULARITY) for d in self.as_ofs}
+        # every source reads the tables as of the information date (see ``snap``)
+        self.ctx = Context.create(tables, self.as_ofs).snapped(INFORMATION_GRANULARITY)
+        self.present = set(tables.tables)
+        self.off = switched_off(self.present)
+        self.active = {k: ind for k, ind in CATALOG.items() if k not in self.off}
+        self.sources = _sources_for(self.present)
+        self.lazy = lazy
+        self.progress = progress
+        self.timings = timings
+        self.cached: list[ir.Table] = []
+
+    def stage(self, name: str, t: ir.Table, *, drop: list[ir.Table] | None = None) -> ir.Table:
+        """Materialise a stage (engines would otherwise recompute shared subqueries), then
+        release the stages in ``drop`` (no longer needed: keeps peak memory to two stages)."""
+        if self.lazy:
+            return t
+        t1 = time.perf_counter()
+        out = t.cache()
+        self.cached.append(out)
+        for old in drop or []:
+            self._release(old)
+        spent = time.perf_counter() - t1
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + spent
+        log.info("stage %s: %.2fs", name, spent)
+        return out
+
+    def _release(self, t: ir.Table) -> None:
+        if t in self.cached:
+            self.cached.remove(t)
+            try:
+                t.release()
+            except Exception:  # pragma: no cover - release is best effort
+                log.debug("could not release a cached table", exc_info=True)
+
+    def values(self) -> ir.Table:
+        """Population + sources + benchmarks + every active indicator's value."""
+        steps = len(self.sources) + 6
+        report(self.progress, "features", 0, steps)
+        pop = self.stage("population", _population(self.ctx))
+        aggs = []
+        for i, src in enumerate(self.sources, start=1):
+            aggs.append((src, self.stage(src.name, source_table(src, self.ctx))))
+            report(self.progress, "features", i, steps)
+        n = len(self.sources)
+        base = self.stage("join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)])
+        prev, base = base, self.stage("derived", _derived(_norms(self.ctx, base), 1))
+        self._release(prev)
+        report(self.progress, "features", n + 1, steps)
+        prev, base = base, self.stage("benchmarks", add_benchmarks(base), drop=[base])
+        prev, base = base, self.stage("peers", _derived(add_peer_columns(base), 2), drop=[base])
+        report(self.progress, "features", n + 2, steps)
+        values = {k: ind.value(base) for k, ind in self.active.items()}
+        base = self.stage("values", base.mutate(**values), drop=[base])
+        report(self.progress, "features", n + 3, steps)
+        return base
+
+    def final(self, pairs: pd.DataFrame | None = None) -> ir.Table:
+        base = self.values()
+        extra = {f"{k}__fired": ind.fired(base, base[k]) for k, ind in self.active.items()}
+        pct = [k for k, ind in self.active.items() if ind.pct]
+        keep = None
+        if pairs is not None:
+            # only the requested rows are pivoted back (percentiles still rank everyone)
+            info = pd.DataFrame(
+                {
+                    "as_of": [self.info[d] for d in pairs["as_of"] if d in self.info],
+                    "taxpayer_id": [
+                        t
+                        for d, t in zip(pairs["as_of"], pairs["taxpayer_id"], strict=True)
+                        if d in self.info
+                    ],
+                }
+            ).drop_duplicates()
+            keep = ibis.memtable(info)
+        base = add_percentiles(base.mutate(**extra), pct, keep=keep)
+        base = base.drop(*[c for c in base.columns if c.startswith("_") or c in _INTERNAL])
+        base = self._to_dates(base)
+        if pairs is not None:
+            want = ibis.memtable(pairs[["as_of", "taxpayer_id"]].drop_duplicates())
+            base = base.semi_join(want, _KEY)
+        return base
+
+    def _to_dates(self, base: ir.Table) -> ir.Table:
+        """From information dates to the requested as-of dates: the taxpayers active at each
+        as-of date; those registered after its information date get their context columns
+        and null features (nothing about them is known yet)."""
+        m = ibis.memtable(pd.DataFrame({"as_of": list(self.info), "_s": list(self.info.values())}))
+        tp = self.ctx.tables["taxpayers"]
+        status = tp.select("taxpayer_id", _reg=tp.registered_on, _dereg=tp.deregistered_on)
+        cols = base.columns
+        j = m.join(base.rename(_s="as_of"), "_s").join(status, "taxpayer_id")
+        j = j.filter(j._dereg.isnull() | (j._dereg > j.as_of))
+        known = j.select(*cols)
+        # registered after the information date, on or before the as-of date
+        new = m.join(tp, [tp.registered_on > m._s, tp.registered_on <= m.as_of])
+        new = new.filter(new.deregistered_on.isnull() | (new.deregistered_on > new.as_of))
+        fill = {
+            "age_months": month_diff(new.as_of.truncate("M"), new.registered_on).cast("float64"),
+            "log_registered_capital": (new.registered_capital + 1.0).ln(),
+        }
+        schema = base.schema()
+        new = new.select(
+            *[
+                new[c]
+                if c in ("as_of", *_CONTEXT)
+                else fill[c].name(c)
+                if c in fill
+                else ibis.null(schema[c]).name(c)
+                for c in cols
+            ]
+        )
+        return known.union(new)
+
+    def release(self) -> None:
+        for c in self.cached:
+            try:
+                c.release()
+            except Exception:  # pragma: no cover - release is best effort
+                log.debug("could not release a cached table", exc_info=True)
+        self.cached.clear()
+
+
+def matrix_expression(tables: Tables, as_ofs: Sequence[dt.date]) -> ir.Table:
+    """The whole matrix as one unexecuted Ibis expression (no stage materialised): what a
+    non-DuckDB engine would run (``ibis.to_sql(expr, dialect="pyspark")``)."""
+    return _Pipeline(tables, as_ofs, lazy=True).final()
+
+
+def _build(
+    tables: Tables,
+    as_ofs: Sequence[dt.date],
+    progress: ProgressFn | None,
+    timings: dict[str, float] | None = None,
+    pairs: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    pipe = _Pipeline(tables, as_ofs, progress=progress, timings=timings)
+    steps = len(pipe.sources) + 6
+    try:
+        out = pipe.final(pairs)
+        t0 = time.perf_counter()
+        table = out.to_pyarrow()
+        if timings is not None:
+            timings["indicators"] = time.perf_counter() - t0
+        report(progress, "features", steps - 1, steps)
+    finally:
+        pipe.release()
+    df = _to_frame(table, list(pipe.active))
+    report(progress, "features", steps, steps)
+    return df, pipe.off
+
+
+def _to_frame(table: object, indicator_ids: list[str]) -> pd.DataFrame:
+    df: pd.DataFrame = table.to_pandas()  # type: ignore[attr-defined]
+    df["as_of"] = pd.to_datetime(df["as_of"]).dt.date
+    df = df.sort_values(["as_of", "taxpayer_id"], kind="stable")
+    cats = {c: df[c].astype("category") for c in CATEGORICAL}
+    rest = [c for c in df.columns if c not in (*CATEGORICAL, "as_of", "taxpayer_id")]
+    fired = [c for c in rest if c.endswith("__fired")]
+    numeric = [c for c in rest if c not in fired]
+    first = [c for c in indicator_ids if c in numeric]
+    ordered = first + sorted(c for c in numeric if c not in first)
+    data = {"as_of": df["as_of"].to_numpy(), "taxpayer_id": df["taxpayer_id"].astype(str)}
+    data |= cats
+    data |= {c: df[c].astype("float64") for c in ordered}
+    data |= {c: df[c].fillna(0).astype("int8") for c in sorted(fired)}
+    out = pd.DataFrame(data, index=df.index)
+    return out.reset_index(drop=True)
+
+
+def build_matrix(
+    tables: Tables, as_of: dt.date, *, progress: ProgressFn | None = None
+) -> pd.DataFrame:
+    """The feature matrix as of one date: index ``taxpayer_id`` (str), one row per taxpayer
+    active at ``as_of``; see the module docstring for the columns."""
+    df, off = _build(tables, [as_of], progress)
+    df = df.drop(columns="as_of").set_index("taxpayer_id")
+    df.attrs["switched_off"] = off
+    df.attrs["as_of"] = as_of.isoformat()
+    df.attrs["information_date"] = snap(as_of, INFORMATION_GRANULARITY).isoformat()
+    return df
+
+
+def build_matrices(
+    tables: Tables,
+    as_ofs: Sequence[dt.date],
+    *,
+    progress: ProgressFn | None = None,
+    pairs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Feature matrices for many as-of dates in one pass: MultiIndex ``(as_of, taxpayer_id)``
+    (``as_of`` a ``datetime.date``). Each date's rows equal ``build_matrix(tables, as_of)``.
+
+    ``pairs`` (optional, columns ``as_of`` and ``taxpayer_id``): return only these rows, e.g.
+    the audited taxpayers at their selection dates. Features are still computed against the
+    whole active population, so percentiles and benchmarks are unchanged; only the hand-off
+    to pandas shrinks (a full 20,000-taxpayer x 300-date matrix would be several GB).
+    """
+    dates = sorted({pd.Timestamp(d).date() for d in as_ofs})
+    if not dates:
+        raise ValueError("build_matrices needs at least one as-of date")
+    if pairs is not None:
+        pairs = pd.DataFrame(
+            {
+                "as_of": pd.to_datetime(pairs["as_of"]).dt.date,
+                "taxpayer_id": pairs["taxpayer_id"].astype(str),
+            }
+        )
+    df, off = _build(tables, dates, progress, pairs=pairs)
+    df = df.set_index(["as_of", "taxpayer_id"])
+    df.attrs["switched_off"] = off
+    return df
+
+
+def feature_columns(matrix: pd.DataFrame) -> list[str]:
+    """Model inputs: every numeric column plus the categorical ``industry``,
+    ``taxpayer_type`` and ``collection_method`` (not ``unit_id``: an administrative route, not
+    a property of the taxpayer)."""
+    cats = [c for c in ("industry", "taxpayer_type", "collection_method") if c in matrix.columns]
+    num = [
+        c
+        for c in matrix.columns
+        if c not in CATEGORICAL and c != "as_of" and pd.api.types.is_numeric_dtype(matrix[c])
+    ]
+    return cats + num
