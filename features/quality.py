@@ -167,10 +167,7 @@ def default_as_of_from_counts(counts: dict[str, TableCounts]) -> dt.date | None:
 def active_taxpayers(tables: Tables, as_of: dt.date) -> ir.Table:
     """``taxpayer_id`` of taxpayers active at ``as_of`` (registered on or before it, not
     deregistered on or before it)."""
-    t = tables["taxpayers"]
-    cutoff = ibis.literal(as_of)
-    alive = t.deregistered_on.isnull() | (t.deregistered_on > cutoff)
-    return t.filter((t.registered_on <= cutoff) & alive).select("taxpayer_id").distinct()
+    return tables.active(as_of).select("taxpayer_id").distinct()
 
 
 def _ids_with_rows(tables: Tables, source: str, as_of: dt.date) -> ir.Table:

@@ -27,7 +27,7 @@ from .schema import SCHEMAS, Kind, TableSchema
 if TYPE_CHECKING:
     from taxrisk.settings import Settings
 
-__all__ = ["Tables", "connect", "known_on_expr", "parse_column"]
+__all__ = ["Tables", "connect", "is_active", "known_on_expr", "parse_column"]
 
 _MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _QUARTER_RE = r"^[0-9]{4}-Q[1-4]$"
@@ -95,6 +95,14 @@ def period_end(first_day: ir.DateValue, kind: Kind) -> ir.DateValue:
     return ((first_day + ibis.interval(months=months)) - ibis.interval(days=1)).cast("date")
 
 
+def is_active(taxpayers: ir.Table, as_of: dt.date | ir.DateValue) -> ir.BooleanValue:
+    """True for taxpayers active at ``as_of``: registered on or before it and not deregistered
+    on or before it (a deregistration dated after ``as_of`` is not known yet)."""
+    at = as_of if isinstance(as_of, ir.Value) else ibis.literal(as_of)
+    dereg = taxpayers.deregistered_on
+    return (taxpayers.registered_on <= at) & (dereg.isnull() | (dereg > at))
+
+
 def known_on_expr(t: ir.Table, schema: TableSchema) -> ir.DateValue:
     """The ``known_on`` date of each row of a *typed* table (null: always known)."""
     rule = schema.known_on
@@ -135,6 +143,11 @@ class Tables:
     def missing(self) -> list[str]:
         """Optional contract tables that are absent."""
         return [n for n, s in SCHEMAS.items() if s.optional and n not in self.tables]
+
+    def active(self, as_of: dt.date) -> ir.Table:
+        """The ``taxpayers`` rows active at ``as_of`` (see :func:`is_active`)."""
+        t = self["taxpayers"]
+        return t.filter(is_active(t, as_of))
 
     def known(self, name: str, as_of: dt.date) -> ir.Table:
         """Rows of ``name`` known at ``as_of`` (CONTRACT as-of rule)."""

@@ -204,24 +204,16 @@ def truth_gap(data_dir: Path, as_of: dt.date) -> pd.Series | None:
     return df.set_index("taxpayer_id")["gap"].astype(float)
 
 
-def _load_frames(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Clean taxpayers, units and audits (all rows, outcomes included) as pandas frames."""
+def _load_frames(data_dir: Path, as_of: dt.date) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
+    """Ids of the taxpayers active at ``as_of``, clean units and audits (all rows, outcomes
+    included) as pandas frames."""
     from taxrisk.features.loading import load_folder
 
     tables = load_folder(data_dir).tables
-    tp = tables["taxpayers"].select("taxpayer_id", "unit_id", "registered_on", "deregistered_on")
+    active = tables.active(as_of).select("taxpayer_id").to_pandas()["taxpayer_id"]
     units = tables["units"].select("unit_id", "capacity")
     audits = tables["audits"].drop("known_on")
-    return tp.to_pandas(), units.to_pandas(), audits.to_pandas()
-
-
-def active_taxpayers(taxpayers: pd.DataFrame, as_of: dt.date) -> pd.Index:
-    """Ids of taxpayers registered on or before ``as_of`` and not deregistered by then."""
-    reg = pd.to_datetime(taxpayers["registered_on"])
-    dereg = pd.to_datetime(taxpayers["deregistered_on"])
-    ts = pd.Timestamp(as_of)
-    keep = (reg <= ts) & (dereg.isna() | (dereg > ts))
-    return pd.Index(taxpayers.loc[keep, "taxpayer_id"].astype(str).unique())
+    return pd.Index(active.astype(str).unique()), units.to_pandas(), audits.to_pandas()
 
 
 def evaluate_ranking(data_dir: Path, as_of: dt.date, ranking: pd.DataFrame) -> dict[str, Any]:
@@ -239,23 +231,22 @@ def evaluate_rankings(
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_ranking` for several rankings of one folder (loaded once)."""
     data_dir = Path(data_dir)
-    taxpayers, units, audits = _load_frames(data_dir)
+    active, units, audits = _load_frames(data_dir, as_of)
     gap = truth_gap(data_dir, as_of)
     return {
-        name: _evaluate(taxpayers, units, audits, gap, as_of, ranking)
+        name: _evaluate(active, units, audits, gap, as_of, ranking)
         for name, ranking in rankings.items()
     }
 
 
 def _evaluate(
-    taxpayers: pd.DataFrame,
+    active: pd.Index,
     units: pd.DataFrame,
     audits: pd.DataFrame,
     gap: pd.Series | None,
     as_of: dt.date,
     ranking: pd.DataFrame,
 ) -> dict[str, Any]:
-    active = active_taxpayers(taxpayers, as_of)
     n = len(active)
     if n == 0:
         raise EvaluationError(f"no active taxpayer at {as_of}")

@@ -91,3 +91,22 @@ def test_load_order_puts_parents_first() -> None:
     for name in order:
         for fk in SCHEMAS[name].foreign_keys:
             assert order.index(fk.ref_table) <= order.index(name)
+
+
+def test_active_at_a_date_ignores_future_deregistration() -> None:
+    frame = pd.DataFrame(
+        {
+            "taxpayer_id": ["new", "old", "gone", "leaving"],
+            "name": ["a", "b", "c", "d"],
+            "unit_id": ["U"] * 4,
+            "industry": ["I"] * 4,
+            "taxpayer_type": ["general"] * 4,
+            "collection_method": ["self_assessed"] * 4,
+            "registered_on": ["2024-07-01", "2020-01-01", "2020-01-01", "2020-01-01"],
+            "deregistered_on": [None, None, "2024-06-30", "2024-07-01"],
+            "registered_capital": [1.0] * 4,
+        }
+    )
+    tables = Tables.from_frames({"taxpayers": frame})
+    active = set(tables.active(dt.date(2024, 6, 30)).execute()["taxpayer_id"])
+    assert active == {"old", "leaving"}
