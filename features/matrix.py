@@ -168,7 +168,7 @@ def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Tabl
     for src, agg in aggs:
         j = j.left_join(agg, [pop.as_of == agg.as_of, pop.taxpayer_id == agg.taxpayer_id])
         for c in agg.columns:
-            if c in _KEY:
+            if c in _KEY or c in src.internal:
                 continue
             col = agg[c].fill_null(0) if c in src.zero_fill else agg[c]
             fields.append(col.name(c))
@@ -246,11 +246,16 @@ class _Pipeline:
         report(self.progress, "features", 0, steps)
         pop = self.stage("population", _population(self.ctx))
         aggs = []
+        self.ctx.built.clear()
         for i, src in enumerate(self.sources, start=1):
-            aggs.append((src, self.stage(src.name, source_table(src, self.ctx))))
+            agg = self.stage(src.name, source_table(src, self.ctx))
+            # later sources may reuse it (network: the sellers' invoicing and VAT paid)
+            self.ctx.built[src.name] = agg
+            aggs.append((src, agg))
             report(self.progress, "features", i, steps)
         n = len(self.sources)
         base = self.stage("join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)])
+        self.ctx.built.clear()
         prev, base = base, self.stage("derived", _derived(_norms(self.ctx, base), 1))
         self._release(prev)
         report(self.progress, "features", n + 1, steps)

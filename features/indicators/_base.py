@@ -74,6 +74,9 @@ class Source:
     build: Callable[[Context], ir.Table]
     granularity: Granularity = "day"
     zero_fill: tuple[str, ...] = ()
+    #: columns kept in the source's table for later sources (see :attr:`Context.built`) but
+    #: not joined onto the base
+    internal: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,12 +213,16 @@ class Context:
     ``dates``: one row per as-of date: ``as_of``, ``m0`` and ``lo_N`` bounds.
     ``single``: the as-of date when there is exactly one (rows are then filtered with
     :meth:`Tables.known` and literals, which lets the engine push filters into scans).
+    ``built``: the tables of the sources already built by the matrix pipeline, by source name,
+    keyed ``(as_of, taxpayer_id)`` at the pipeline's dates (information dates, which every
+    coarser snap keeps): a later source may reuse them instead of rescanning its tables.
     """
 
     tables: Tables
     dates: ir.Table
     single: dt.date | None
     frame: pd.DataFrame = field(repr=False)
+    built: dict[str, ir.Table] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, tables: Tables, as_ofs: Sequence[dt.date]) -> Context:
@@ -240,7 +247,10 @@ class Context:
         for n in WINDOWS:
             frame[f"lo_{n}"] = [_add_months(m, -n) for m in frame["m0"]]
         single = frame["as_of"].iloc[0] if len(frame) == 1 else None
-        return Context(self.tables, ibis.memtable(frame), single, frame)
+        same = frame[["as_of", "m0"]].equals(self.frame[["as_of", "m0"]])
+        # the built sources are keyed by this context's dates: shared only if they are kept
+        built = self.built if same else {}
+        return Context(self.tables, ibis.memtable(frame), single, frame, built)
 
     def snap_map(self, granularity: Granularity) -> ir.Table:
         """as_of -> _snap for every as-of date of this context."""

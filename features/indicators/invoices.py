@@ -40,6 +40,9 @@ def invoices_out_source(ctx: Context) -> ir.Table:
         inv_out_rows_12=w.k.count(where=r12),
         _red=(-w.amount).sum(where=r12 & (w.amount < 0)),
         _pos=w.amount.sum(where=r12 & (w.amount > 0)),
+        # for the network source's surge signal (not joined onto the base)
+        _out_amount_1_3=w.amount.sum(where=w.k <= 3),
+        _out_amount_4_12=w.amount.sum(where=(w.k > 3) & r12),
     )
     return a.mutate(red_invoice_share=safe_div(a._red.fill_null(0.0), a._pos)).drop("_red", "_pos")
 
@@ -83,6 +86,7 @@ SOURCES = [
         invoices_out_source,
         granularity="month",
         zero_fill=("inv_out_amount_12", "inv_out_tax_12", "inv_out_cmp", "inv_out_rows_12"),
+        internal=("_out_amount_1_3", "_out_amount_4_12"),
     ),
     Source(
         "invoices_in",

@@ -18,6 +18,11 @@ at least ``shell_seller`` or it has deregistered (a vanished seller, 走逃).
 their share of all purchases ``inv_in_amount_12`` (suppliers outside the registry count in
 the denominator only). ``issue_pay_log``: ln((tax issued + 1) / (VAT paid
 + 1)).
+
+In the matrix pipeline the sellers' sums come from the sources already built
+(``invoices_out``, ``vat``, ``social_insurance``: the same sums over the same rows, see
+:attr:`Context.built`), so only the risky sellers' invoices are read again; built alone, the
+source reads the tables itself.
 """
 
 from __future__ import annotations
@@ -30,19 +35,53 @@ from ._base import Context, Derived, Indicator, Source, defaults, month_diff, th
 __all__ = ["DERIVED", "INDICATORS", "SOURCES"]
 
 
-def _sellers(ctx: Context) -> ir.Table:
-    """Signals of every registered taxpayer known at each (monthly) as-of date."""
-    cfg = defaults()["shell"]
+def _issued(ctx: Context) -> ir.Table:
+    """Per seller: invoice tax in k=1..12, amount in k=1..3 and k=4..12. Taken from the
+    ``invoices_out`` source when the pipeline has built it (the same sums over the same
+    rows), else from the invoices."""
+    out = ctx.built.get("invoices_out")
+    if out is not None:
+        return out.select(
+            "as_of",
+            "taxpayer_id",
+            _tax=out.inv_out_tax_12,
+            _recent=out._out_amount_1_3,
+            _before=out._out_amount_4_12,
+        )
     w = ctx.window("invoices", 12)
-    issued = w.group_by([w.as_of, w.seller_id.name("taxpayer_id")]).aggregate(
+    return w.group_by([w.as_of, w.seller_id.name("taxpayer_id")]).aggregate(
         _tax=w.tax.sum(),
         _recent=w.amount.sum(where=w.k <= 3),
         _before=w.amount.sum(where=w.k > 3),
     )
+
+
+def _paid(ctx: Context) -> ir.Table:
+    """Per taxpayer: positive VAT payable in k=1..12 (the ``vat`` source's
+    ``vat_paid_pos_12`` when built, else from the returns)."""
+    vat = ctx.built.get("vat")
+    if vat is not None:
+        return vat.select("as_of", "taxpayer_id", _paid=vat.vat_paid_pos_12)
     v = ctx.window("vat_returns", 12)
-    paid = v.group_by(["as_of", "taxpayer_id"]).aggregate(
+    return v.group_by(["as_of", "taxpayer_id"]).aggregate(
         _paid=ibis.greatest(v.tax_payable, 0.0).sum()
     )
+
+
+def _heads(ctx: Context) -> ir.Table:
+    """Per taxpayer: mean social-insurance headcount in k=1..3 (the ``social_insurance``
+    source's when built, else from the table)."""
+    soc = ctx.built.get("social_insurance")
+    if soc is not None:
+        return soc.select("as_of", "taxpayer_id", _heads=soc._headcount_avg_3)
+    so = ctx.window("social_insurance", 3)
+    return so.group_by(["as_of", "taxpayer_id"]).aggregate(_heads=so.headcount.mean())
+
+
+def _sellers(ctx: Context) -> ir.Table:
+    """Signals of every registered taxpayer known at each (monthly) as-of date."""
+    cfg = defaults()["shell"]
+    issued, paid = _issued(ctx), _paid(ctx)
     tp = ctx.known_all("taxpayers")
     tp = tp.select(
         "as_of",
@@ -53,8 +92,7 @@ def _sellers(ctx: Context) -> ir.Table:
     s = tp.left_join(issued, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
     s = s.left_join(paid, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
     if ctx.has("social_insurance"):
-        so = ctx.window("social_insurance", 3)
-        heads = so.group_by(["as_of", "taxpayer_id"]).aggregate(_heads=so.headcount.mean())
+        heads = _heads(ctx)
         s = s.left_join(heads, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
         heads_col = s._heads.fill_null(0.0)
     else:

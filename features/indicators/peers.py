@@ -53,7 +53,11 @@ def percentile(value: ir.NumericValue, group: list[ir.Value]) -> ir.FloatingValu
     """Share of the group's non-null values at or below ``value`` (in (0, 1]; a value tied
     with many peers gets the share of all of them, so ties at zero do not look extreme);
     null where ``value`` is null. Nulls are ordered last explicitly, so the result does not
-    depend on an engine's default null ordering."""
+    depend on an engine's default null ordering. Values are ranked rounded to 6 decimals:
+    parallel float sums differ in the last bits from run to run, and exact ties (many
+    small-scale firms at exactly the 3% rate) must stay ties for the result to be
+    deterministic."""
+    value = value.round(6)
     above = ibis.rank().over(group_by=group, order_by=ibis.desc(value, nulls_first=False))
     n = value.count().over(group_by=group)
     pct = (n - above).cast("float64") / n.cast("float64").nullif(0.0)

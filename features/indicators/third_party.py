@@ -37,14 +37,24 @@ def electricity_source(ctx: Context) -> ir.Table:
 def social_source(ctx: Context) -> ir.Table:
     w = ctx.window("social_insurance", 12)
     a = w.group_by(["as_of", "taxpayer_id"]).aggregate(
-        headcount_avg=w.headcount.mean(), _wages=w.wages.sum(), soc_months_12=w.k.count()
+        headcount_avg=w.headcount.mean(),
+        _wages=w.wages.sum(),
+        soc_months_12=w.k.count(),
+        # for the network source's no-staff signal (not joined onto the base)
+        _headcount_avg_3=w.headcount.mean(where=w.k <= 3),
     )
     return a.mutate(wages_month_avg=safe_div(a._wages, a.soc_months_12)).drop("_wages")
 
 
 SOURCES = [
     Source("electricity", ("electricity",), electricity_source, granularity="month"),
-    Source("social_insurance", ("social_insurance",), social_source, granularity="month"),
+    Source(
+        "social_insurance",
+        ("social_insurance",),
+        social_source,
+        granularity="month",
+        internal=("_headcount_avg_3",),
+    ),
 ]
 
 DERIVED = [
