@@ -43,6 +43,7 @@ class TrainingConfig:
     primary_metric: str = "val_all_yield_capture"
     bias_method: Literal["none", "ipw", "auto"] = "auto"
     max_weight: float = 20.0
+    auto_min_gain: float = 0.02
     unaudited_per_snapshot: int = 1000
     max_estimators: int = 1000
     early_stopping_rounds: int = 30
@@ -83,6 +84,7 @@ def load_config(path: Path | None = None) -> TrainingConfig:
             primary_metric=str(t["primary_metric"]),
             bias_method=b["method"],
             max_weight=float(b["max_weight"]),
+            auto_min_gain=float(b.get("auto_min_gain", 0.02)),
             unaudited_per_snapshot=int(b["unaudited_per_snapshot"]),
             max_estimators=int(raw["tuning"]["max_estimators"]),
             early_stopping_rounds=int(raw["tuning"]["early_stopping_rounds"]),

@@ -206,9 +206,7 @@ def train(
         k: ranking_metrics(p["expected_yield"].to_numpy(), exva, cfg.top_share)
         for k, p in preds.items()
     }
-    chosen = max(per_variant, key=lambda k: np.nan_to_num(per_variant[k][primary], nan=-1.0))
-    if cfg.bias_method != "auto":
-        chosen = cfg.bias_method
+    chosen = cfg.bias_method if cfg.bias_method != "auto" else _choose_bias(per_variant, cfg)
     logistic = LogisticYield(seed=cfg.seed).fit(Xtr, extr["adjusted"], extr["tax_recovered"])
     scores = {
         "model": preds[chosen]["expected_yield"].to_numpy(),
@@ -341,6 +339,15 @@ def train(
         logistic=logistic_all,
         timings=timings,
     )
+
+
+def _choose_bias(per_variant: dict[str, dict[str, float]], cfg: TrainingConfig) -> str:
+    """The "auto" decision: ipw only if it beats plain training on the random stratum (the
+    unbiased estimate) by more than ``auto_min_gain``; otherwise plain training."""
+    if "ipw" not in per_variant:
+        return "none"
+    gain = per_variant["ipw"]["random_yield_capture"] - per_variant["none"]["random_yield_capture"]
+    return "ipw" if np.isfinite(gain) and gain > cfg.auto_min_gain else "none"
 
 
 def _bias_note(
