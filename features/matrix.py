@@ -42,7 +42,7 @@ from .catalog import CATALOG, DERIVED, SOURCES, Source, switched_off
 from .indicators._base import Context, Granularity, month_diff, snap
 from .indicators.peers import add_benchmarks, add_peer_columns, add_percentiles
 from .progress import ProgressFn, report
-from .tables import Tables
+from .tables import Tables, is_active
 
 __all__ = [
     "CATEGORICAL",
@@ -96,17 +96,9 @@ def _population(ctx: Context) -> ir.Table:
     d = ctx.dates.select("as_of", "m0")
     if ctx.single is not None:
         a = ctx.single
-        p = t.filter(
-            t.registered_on <= a, t.deregistered_on.isnull() | (t.deregistered_on > a)
-        ).cross_join(d)
+        p = t.filter(is_active(t, a)).cross_join(d)
     else:
-        p = t.join(
-            d,
-            [
-                t.registered_on <= d.as_of,
-                t.deregistered_on.isnull() | (t.deregistered_on > d.as_of),
-            ],
-        )
+        p = t.join(d, is_active(t, d.as_of))
     p = p.select(
         "as_of",
         "taxpayer_id",

@@ -404,8 +404,10 @@ INDICATORS = [
         tables=("cit_returns",),
         compute=lambda b: safe_div(b.cit_burden, b.ind_cit_burden_med),
         direction="low",
-        threshold=0.25,
-        fires=lambda b, v: (v < 0.25) & (b.cit_revenue_4q > 0) & (b.ind_cit_burden_med > 0),
+        threshold=threshold("cit_burden"),
+        fires=lambda b, v: (
+            (v < threshold("cit_burden")) & (b.cit_revenue_4q > 0) & (b.ind_cit_burden_med > 0)
+        ),
         measure="notice",
         unit="ratio",
         group=_G,
