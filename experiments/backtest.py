@@ -37,16 +37,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from taxrisk.features.loading import load_folder
     from taxrisk.features.matrix import build_matrix, feature_columns
+    from taxrisk.serving.config import load_config as load_serving_config
+    from taxrisk.serving.scoring import rank_predictions
     from taxrisk.training.baselines import old_rules_scores, random_scores
-    from taxrisk.training.config import load_config
     from taxrisk.training.evaluation import evaluate_rankings
     from taxrisk.training.pipeline import train
-    from taxrisk.training.scoring import rank_predictions
 
     from taxrisk.settings import get_settings
 
     settings = get_settings()
-    levels = load_config().risk_levels
+    levels = load_serving_config().risk_levels
     t0 = time.perf_counter()
     result = train(args.data_dir, args.as_of, settings=settings, trials=args.trials)
     train_s = time.perf_counter() - t0

@@ -1,1 +1,1 @@
-"""Serving layer: scoring runs, dispatch, the case store, API and pages (later issues)."""
+"""Scoring runs, dispatch, the case store, the API, the pages and the reports."""

@@ -8,9 +8,14 @@ exact assertions write their own tiny files instead.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# Test helper modules are imported by basename (``from synthetic import ...``); make those of
+# the training and features tests importable from the other folders too.
+sys.path[:0] = [str(Path(__file__).parent / d) for d in ("training", "features")]
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -36,5 +41,34 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ws = tmp_path / "ws"
     monkeypatch.setenv("TAXRISK_WORKSPACE", str(ws))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def trained(demo_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A champion trained once on the demo world (1 trial): its MLflow tracking URI and as-of.
+
+    Tests that score use it through :func:`scoring_env` with a workspace and store of their own.
+    """
+    import datetime as dt
+
+    from taxrisk.training.pipeline import train
+
+    from taxrisk.settings import get_settings
+
+    ws = tmp_path_factory.mktemp("trained_ws")
+    settings = get_settings(workspace=ws, mlflow_tracking_uri=f"sqlite:///{ws / 'mlflow.db'}")
+    train(demo_world, dt.date(2025, 12, 31), settings=settings, trials=1)
+    return {"tracking_uri": settings.tracking_uri, "workspace": str(ws)}
+
+
+@pytest.fixture
+def scoring_env(trained: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace and case store (SQLite) that sees the session's trained champion."""
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("TAXRISK_WORKSPACE", str(ws))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
+    monkeypatch.delenv("TAXRISK_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     return ws

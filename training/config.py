@@ -13,22 +13,13 @@ from typing import Any, Literal
 
 from taxrisk.features.errors import TaxriskError
 
-__all__ = ["ConfigError", "RiskLevel", "TrainingConfig", "load_config"]
+__all__ = ["ConfigError", "TrainingConfig", "load_config"]
 
 DEFAULT_PATH = Path(__file__).with_name("config.toml")
 
 
 class ConfigError(TaxriskError):
     """The training configuration is malformed."""
-
-
-@dataclass(frozen=True)
-class RiskLevel:
-    """A risk level: expected yield within the top ``top_share`` and P >= ``min_probability``."""
-
-    name: str
-    top_share: float
-    min_probability: float
 
 
 @dataclass(frozen=True)
@@ -49,7 +40,6 @@ class TrainingConfig:
     early_stopping_rounds: int = 30
     lightgbm: dict[str, Any] = field(default_factory=dict)
     search: dict[str, list[float]] = field(default_factory=dict)
-    risk_levels: tuple[RiskLevel, ...] = ()
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -69,10 +59,6 @@ def load_config(path: Path | None = None) -> TrainingConfig:
             raise ConfigError(f"{path}: cannot read training config: {exc}") from exc
     try:
         t, b = raw["training"], raw["bias"]
-        levels = tuple(
-            RiskLevel(name, float(v["top_share"]), float(v["min_probability"]))
-            for name, v in raw["risk_levels"].items()
-        )
         cfg = TrainingConfig(
             snapshot=t["snapshot"],
             validation_share=float(t["validation_share"]),
@@ -90,7 +76,6 @@ def load_config(path: Path | None = None) -> TrainingConfig:
             early_stopping_rounds=int(raw["tuning"]["early_stopping_rounds"]),
             lightgbm=dict(raw["lightgbm"]),
             search={k: list(v) for k, v in raw["search"].items()},
-            risk_levels=levels,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"training config: missing or invalid entry {exc}") from exc

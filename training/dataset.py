@@ -1,8 +1,9 @@
 """Point-in-time training sets: one example per audit, featured as of its selection.
 
-Audit outcomes come from an :class:`AuditOutcomeSource`: today the contract's ``audits``
-table (:class:`AuditTableSource`); later the case store's feedback. The builder only needs
-the source's frame of outcomes known at the as-of date.
+Audit outcomes come from an :class:`AuditOutcomeSource`: the contract's ``audits`` table
+(:class:`AuditTableSource`) and the case store's closed cases
+(``taxrisk.serving.feedback.StoreOutcomes``), joined by :class:`CombinedSource`. The builder
+only needs the source's frame of outcomes known at the as-of date.
 
 Point in time (DESIGN "Point in time"):
 
@@ -40,9 +41,11 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "AuditOutcomeSource",
     "AuditTableSource",
+    "CombinedSource",
     "NotEnoughExamples",
     "TrainingSet",
     "build_training_set",
+    "mask_future",
     "snapshot_dates",
 ]
 
@@ -89,10 +92,32 @@ class AuditTableSource:
     def outcomes(self, as_of: dt.date) -> pd.DataFrame:
         t = self.tables.known("audits", as_of)
         df = t.select(*OUTCOME_COLUMNS).to_pandas()
-        return _mask_future(df, as_of)
+        return mask_future(df, as_of)
 
 
-def _mask_future(df: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+class CombinedSource:
+    """The outcomes of several sources, in order; a case id seen twice keeps its first row.
+
+    The case store's case ids (``C<as-of>-<taxpayer>-v<version>``) cannot collide with a
+    bureau's audit case ids unless the bureau exports them into ``audits``: then the table's
+    row, listed first, wins.
+    """
+
+    def __init__(self, *sources: AuditOutcomeSource) -> None:
+        self.sources = sources
+
+    def outcomes(self, as_of: dt.date) -> pd.DataFrame:
+        frames = [s.outcomes(as_of) for s in self.sources]
+        frames = [f[list(OUTCOME_COLUMNS)] for f in frames if len(f)]
+        if not frames:
+            return self.sources[0].outcomes(as_of)
+        out = pd.concat(frames, ignore_index=True)
+        return out.drop_duplicates("case_id", keep="first").reset_index(drop=True)
+
+
+def mask_future(df: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Outcomes as known at ``as_of``: selected on or before it; the label, closing date and
+    amounts blanked unless the audit closed on or before it. Types: dates datetime64, ids str."""
     df = df.copy()
     for c in ("selected_on", "closed_on"):
         df[c] = pd.to_datetime(df[c])

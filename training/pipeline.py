@@ -23,7 +23,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,14 @@ from . import plots
 from .baselines import LogisticYield, old_rules_scores, random_scores
 from .bias import propensity_weights, selection_propensity
 from .config import TrainingConfig, load_config
-from .dataset import NotEnoughExamples, TrainingSet, build_training_set
+from .dataset import (
+    AuditOutcomeSource,
+    AuditTableSource,
+    CombinedSource,
+    NotEnoughExamples,
+    TrainingSet,
+    build_training_set,
+)
 from .modelcard import render_model_card
 from .models import YieldModel
 from .tracking import ChampionDecision
@@ -116,8 +123,14 @@ def train(
     trials: int | None = None,
     config: TrainingConfig | None = None,
     progress: ProgressFn | None = None,
+    extra_outcomes: Sequence[AuditOutcomeSource] = (),
 ) -> TrainResult:
-    """Train, validate, log, register and gate one model (see the module docstring)."""
+    """Train, validate, log, register and gate one model (see the module docstring).
+
+    ``extra_outcomes``: audit outcomes besides the data folder's ``audits`` table, e.g. the
+    case store's closed cases (``taxrisk.serving.feedback.StoreOutcomes``), read point in
+    time like the table.
+    """
     import mlflow
     from mlflow import MlflowClient
     from taxrisk.features.loading import load_folder
@@ -134,9 +147,13 @@ def train(
     loaded = load_folder(data_dir, as_of=as_of, progress=progress)
     timings["load"] = time.perf_counter() - t0
     want_ipw = cfg.bias_method in ("ipw", "auto")
+    source = (
+        CombinedSource(AuditTableSource(loaded.tables), *extra_outcomes) if extra_outcomes else None
+    )
     ts = build_training_set(
         loaded.tables,
         as_of,
+        source,
         snapshot=cfg.snapshot,
         population_sample=cfg.unaudited_per_snapshot if want_ipw else 0,
         seed=cfg.seed,
@@ -321,6 +338,10 @@ def train(
                 }
             )
             (d / "model_card.md").write_text(card, encoding="utf-8")
+            # monitoring's reference: the examples' features (PSI of scoring runs against them)
+            ref = d / tracking.TRAINING_MATRIX
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            X.to_parquet(ref)
             mlflow.log_artifacts(str(d))
         report(progress, "log to MLflow", 1, 2)
         version = tracking.log_and_register(final, X, name, run.info.run_id, as_of, decision)

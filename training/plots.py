@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .evaluation import ranked
+from .metrics import ranked
 
 __all__ = ["calibration_plot", "importance_plot", "shap_summary_plot", "yield_curve"]
 

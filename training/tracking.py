@@ -8,6 +8,10 @@
   the matrix are ignored; missing ones raise
   :class:`~taxrisk.training.models.FeatureMismatch`. ``unwrap_python_model().model`` gives the
   ``YieldModel`` (for TreeSHAP contributions).
+* :func:`load_model` (the pyfunc at a URI) and :func:`load_champion` (the unwrapped
+  :class:`~taxrisk.training.models.YieldModel` in service, with its version and run): scoring
+  predicts with the unwrapped model, whose own feature check is vectorised (MLflow's pyfunc
+  schema enforcement checks values one by one: 15.7 s of 16.7 s at 20,000 taxpayers).
 * :func:`champion_decision` is the gate: a candidate takes the alias ``champion`` only if its
   metric on the run's validation audits beats the current champion's on the same audits.
 """
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from taxrisk.features.errors import TaxriskError
 
 from .models import YieldModel
 
@@ -33,17 +38,112 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAMPION",
     "ChampionDecision",
+    "LoadedModel",
+    "ModelLoadError",
     "YieldPyfunc",
     "champion_decision",
     "configure",
     "current_champion",
     "gate",
+    "load_champion",
+    "load_model",
     "log_and_register",
     "model_signature",
     "signature_frame",
 ]
 
 CHAMPION = "champion"
+#: artifact of a training run: the training examples' feature matrix (monitoring's reference)
+TRAINING_MATRIX = "reference/training_matrix.parquet"
+
+
+class ModelLoadError(TaxriskError):
+    """A model cannot be loaded (no champion, unknown URI, unreadable artifact)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model ready to score: the fitted model and where it came from."""
+
+    uri: str
+    model: YieldModel
+    version: str | None
+    run_id: str | None
+    train_as_of: str | None
+
+    @property
+    def resolved_uri(self) -> str:
+        """``models:/name/N`` for a registered version (an alias moves; a version does not)."""
+        if self.version is None or not self.uri.startswith("models:/"):
+            return self.uri
+        name = self.uri[len("models:/") :].split("@", 1)[0].rsplit("/", 1)[0]
+        return f"models:/{name}/{self.version}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def load_model(uri: str, tracking_uri: str) -> Any:
+    """The MLflow pyfunc model at ``uri`` (e.g. ``models:/taxrisk@champion``)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as exc:
+        raise ModelLoadError(
+            f"cannot load model {uri!r} from {tracking_uri}: {_first_line(exc)} "
+            "(train one with `taxrisk train`, or pass --model URI)"
+        ) from exc
+
+
+def _version_of(uri: str, tracking_uri: str) -> tuple[str | None, str | None, str | None]:
+    """(version, run id, train_as_of) of a ``models:/name@alias`` or ``models:/name/N`` URI."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("models:/"):
+        return None, None, None
+    rest = uri[len("models:/") :]
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, number = rest.rsplit("/", 1)
+            mv = client.get_model_version(name, number)
+    except (MlflowException, ValueError) as exc:
+        raise ModelLoadError(
+            f"no model version for {uri!r} in {tracking_uri}: {_first_line(exc)} "
+            "(train one with `taxrisk train`, or pass --model URI)"
+        ) from exc
+    return str(mv.version), mv.run_id, (mv.tags or {}).get("train_as_of")
+
+
+def load_yield_model(uri: str, tracking_uri: str) -> LoadedModel:
+    """The fitted :class:`YieldModel` behind ``uri``, with its version, run and as-of."""
+    version, run_id, train_as_of = _version_of(uri, tracking_uri)
+    pyfunc = load_model(uri, tracking_uri)
+    try:
+        inner = pyfunc.unwrap_python_model().model
+    except Exception as exc:  # not a taxrisk model
+        raise ModelLoadError(f"{uri!r} is not a taxrisk YieldModel: {_first_line(exc)}") from exc
+    if not isinstance(inner, YieldModel):
+        raise ModelLoadError(f"{uri!r} is not a taxrisk YieldModel ({type(inner).__name__})")
+    return LoadedModel(uri, inner, version, run_id, train_as_of)
+
+
+def load_champion(settings: Settings) -> LoadedModel:
+    """The model in service: alias ``champion`` of the settings' registered model."""
+    return load_yield_model(
+        f"models:/{settings.registered_model}@{CHAMPION}", settings.tracking_uri
+    )
 
 
 def configure(settings: Settings) -> str:
@@ -206,7 +306,6 @@ def gate(
     audits were compared.
     """
     import mlflow
-    from taxrisk.training.scoring import load_model
 
     version = current_champion(client, name)
     everything = np.ones(len(X_val), dtype=bool)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evaluation import share_capture, share_precision, weighted_auc
+from .metrics import share_capture, share_precision, weighted_auc
 
 __all__ = ["comparison_table", "ranking_metrics", "time_split"]
 

@@ -7,13 +7,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from taxrisk.training.evaluation import (
-    EvaluationError,
+from taxrisk.training.evaluation import EvaluationError, evaluate_ranking, ranking_order
+from taxrisk.training.metrics import (
     capture_at_k,
-    evaluate_ranking,
     hit_rate_at_k,
     ranked,
-    ranking_order,
     share_capture,
     share_precision,
 )

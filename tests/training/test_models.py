@@ -7,10 +7,8 @@ import pandas as pd
 import pytest
 from synthetic import audits_frame
 from taxrisk.training.baselines import LogisticYield, old_rules_scores
-from taxrisk.training.config import RiskLevel, load_config
-from taxrisk.training.evaluation import share_capture
+from taxrisk.training.metrics import share_capture
 from taxrisk.training.models import FeatureMismatch, NotFitted, YieldModel
-from taxrisk.training.scoring import rank_predictions, risk_levels, score_matrix
 
 PARAMS = {"n_estimators": 60, "num_leaves": 7}
 
@@ -71,35 +69,3 @@ def test_baselines(fitted) -> None:
     m = pd.DataFrame({"sales_12": [5.0, 1.0, 3.0, 9.0]}, index=list("abcd"))
     # no classic indicator in this matrix: the size key alone orders it
     assert old_rules_scores(m).sort_values(ascending=False).index.tolist() == ["d", "a", "c", "b"]
-
-
-def test_ranking_and_risk_levels() -> None:
-    levels = (RiskLevel("high", 0.25, 0.5), RiskLevel("medium", 0.5, 0.0))
-    ey = np.array([10.0, 40.0, 30.0, 20.0])
-    p = np.array([0.9, 0.4, 0.8, 0.1])
-    # positions by yield: 40 (p .4) -> 0.25 but p < .5 -> medium; 30 -> 0.5 medium; rest minimal
-    assert risk_levels(ey, p, levels).tolist() == ["minimal", "medium", "medium", "minimal"]
-    pred = pd.DataFrame({"probability": p, "expected_yield": ey}, index=["t1", "t2", "t3", "t4"])
-    r = rank_predictions(pred, pd.Series(["U1", "U2", "U1", "U2"], index=pred.index), levels)
-    assert r.columns.tolist() == [
-        "taxpayer_id",
-        "rank",
-        "risk_score",
-        "expected_yield",
-        "risk_level",
-        "unit_id",
-    ]
-    assert r["taxpayer_id"].tolist() == ["t2", "t3", "t4", "t1"] and r["rank"].tolist() == [
-        1,
-        2,
-        3,
-        4,
-    ]
-    assert [lv.name for lv in load_config().risk_levels] == ["high", "medium", "low"]
-
-
-def test_score_matrix_names_bad_columns(fitted) -> None:
-    model, X, _ = fitted
-    matrix = X.assign(unit_id="U1").drop(columns=["ratio"])
-    with pytest.raises(FeatureMismatch, match="ratio"):
-        score_matrix(model, matrix, load_config().risk_levels)
