@@ -9,8 +9,13 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-# Debian packages: CJK font for plots and reports (Chinese indicator names).
-apt_pkgs=(fonts-wqy-microhei)
+# Debian packages: CJK font for plots and reports (Chinese indicator names), and what
+# WeasyPrint needs for PDF reports. With --test: PostgreSQL (the store's tests start their own
+# cluster) and Chromium (the pages' browser tests; never `playwright install`).
+apt_pkgs=(fonts-wqy-microhei libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0)
+if [[ "${1:-}" == "--test" ]]; then
+    apt_pkgs+=(postgresql chromium)
+fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
