@@ -160,8 +160,8 @@ def exploration_slots(capacity: np.ndarray, share: float) -> np.ndarray:
     if left > 0:
         frac = quota - slots
         order = np.lexsort((np.arange(len(cap)), -cap, -frac))
-        order = [i for i in order if slots[i] < cap[i]][:left]
-        slots[order] += 1
+        room = [int(i) for i in order if slots[i] < cap[i]][:left]
+        slots[room] += 1
     return np.minimum(slots, cap)
 
 
