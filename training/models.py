@@ -79,16 +79,34 @@ def prepare_features(
     unexpected = [] if allow_extra else [c for c in matrix.columns if c not in known]
     if missing or unexpected:
         raise FeatureMismatch(missing, unexpected)
-    out = {}
+    # Numeric columns of a numeric dtype convert in one block (one taxpayer on demand: 50 ms
+    # column by column, mostly overhead); others go through to_numeric one by one.
+    # (dtypes read once: a column access copies the matrix's attrs each time)
+    dtypes = matrix.dtypes
+    cats = [c for c in feature_names if c in categories]
+    plain = [
+        c
+        for c in feature_names
+        if c not in categories and pd.api.types.is_numeric_dtype(dtypes[c])
+    ]
+    block = pd.DataFrame(
+        matrix[plain].to_numpy(dtype="float64", na_value=np.nan) if plain else None,
+        index=matrix.index,
+        columns=plain,
+    )
+    out: dict[str, Any] = {}
     for c in feature_names:
-        s = matrix[c]
         if c in categories:
+            s = matrix[c]
             text = s.astype("str").where(s.notna())
             known = text.where(text.isin(categories[c]))  # unseen values become missing
             out[c] = pd.Categorical(known, categories=categories[c])
-        else:
-            out[c] = pd.to_numeric(s, errors="coerce").astype("float64")
-    return pd.DataFrame(out, index=matrix.index)
+        elif c not in block.columns:
+            out[c] = pd.to_numeric(matrix[c], errors="coerce").astype("float64")
+    if not cats and len(out) == 0:
+        return block[list(feature_names)]
+    rest = pd.DataFrame(out, index=matrix.index)
+    return pd.concat([block, rest], axis=1)[list(feature_names)]
 
 
 def categorical_columns(matrix: pd.DataFrame) -> list[str]:
