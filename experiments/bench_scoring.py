@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     if args.matrix is not None:
         matrix = pd.read_parquet(args.matrix)
+        if "taxpayer_id" in matrix.columns:  # as `taxrisk features` writes it
+            matrix = matrix.set_index("taxpayer_id")
+        matrix.index = matrix.index.astype("str")
         for c in ("unit_id", "industry", "taxpayer_type", "collection_method"):
             if c in matrix.columns:
                 matrix[c] = matrix[c].astype("category")
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             - result.timings.get("features", 0),
             2,
         ),
-        "peak_rss_gb": round(peak_rss_gb(), 2),
+        "peak_rss_gb_scoring_run": round(peak_rss_gb(), 2),
     }
     if (args.data_dir / "truth").exists():
         from taxrisk.training.evaluation import evaluate_rankings

@@ -1,4 +1,4 @@
-"""``taxrisk score DIR --as-of DATE [--model URI] --out FILE``: rank every active taxpayer."""
+"""``taxrisk score DIR --as-of DATE [--model URI] [--out FILE]``: a published scoring run."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ def score(
         str, typer.Option("--as-of", help="Score the taxpayers active at this ISO date.")
     ],
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--out",
             dir_okay=False,
-            help="Write the ranking CSV here (required until dispatch and the case store exist).",
+            help="Also write the full ranking here as CSV (taxpayer_id, rank, risk_score, "
+            "expected_yield, risk_level, unit_id, expected_amount, recommended_measure).",
         ),
-    ],
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -36,37 +37,52 @@ def score(
         ),
     ] = None,
 ) -> None:
-    """Score every active taxpayer and write the ranking as CSV.
+    """Score every active taxpayer, dispatch the cases and publish the run.
 
-    Loads the champion model (or --model), builds the feature matrix as of --as-of and writes
-    one row per active taxpayer: taxpayer_id, rank (1 = audit first, by expected yield),
-    risk_score (P(adjusted)), expected_yield (yuan), risk_level (high/medium/low/minimal,
-    cut-offs in training/config.toml), unit_id. Dispatch, explanations and the case store come
-    with a later issue and extend this command; for now --out is required.
+    Loads the champion model (or --model), builds the feature matrix as of --as-of, predicts
+    P(adjusted), the amount and the expected yield, assigns risk levels and measures
+    (serving/config.toml), routes and allocates one case per taxpayer within each unit's
+    capacity (with the exploration share; what does not fit becomes a lighter measure),
+    explains the dispatched cases per indicator, and publishes it all in one transaction to
+    the case store (TAXRISK_DATABASE_URL, default the workspace's cases.db). A run that is
+    interrupted publishes nothing. Prints the run id, the counts and the units whose capacity
+    binds, with the expected yield one more case would bring there.
     """
-    from taxrisk.features.loading import load_folder
-    from taxrisk.features.tables import connect
+    from taxrisk.serving.runs import run_scoring
     from taxrisk.settings import get_settings
-    from taxrisk.training.config import load_config
-    from taxrisk.training.scoring import load_model, score_tables
 
     as_of_date = parse_date(as_of)
     settings = get_settings()
-    settings.ensure_workspace()
-    uri = model or f"models:/{settings.registered_model}@champion"
-    levels = load_config().risk_levels
     with progress() as bar:
-        pb = ProgressBar(bar)
-        loaded = load_folder(
-            data_dir.resolve(), con=connect(settings), as_of=as_of_date, progress=pb
+        result = run_scoring(
+            settings, data_dir.resolve(), as_of_date, model_uri=model, progress=ProgressBar(bar)
         )
-        predictor = load_model(uri, settings.tracking_uri)
-        ranking = score_tables(loaded.tables, as_of_date, predictor, levels, progress=pb)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ranking.to_csv(out, index=False)
-    counts = ranking["risk_level"].value_counts()
-    summary = ", ".join(
-        f"{lv} {counts.get(lv, 0):,}" for lv in ("high", "medium", "low", "minimal")
+    c = result.counts
+    console.print(
+        f"run {result.run_id} published: {c['scored']:,} taxpayers scored with "
+        f"{result.model_uri}; {c['model'] + c['exploration']:,} cases dispatched "
+        f"({c['exploration']:,} exploration) within a capacity of {c['capacity']:,}; "
+        f"{c['overflow']:,} lighter measures; {c['superseded']:,} earlier cases superseded",
+        markup=False,
     )
-    console.print(f"scored {len(ranking):,} taxpayers with {uri}: {summary}", markup=False)
-    console.print(f"ranking: {out}", markup=False)
+    levels = result.ranking["risk_level"].value_counts()
+    console.print(
+        "risk levels: "
+        + ", ".join(f"{lv} {levels.get(lv, 0):,}" for lv in ("high", "medium", "low", "minimal")),
+        markup=False,
+    )
+    binding = result.units.sort_values("shadow_price", ascending=False).head(3)
+    for u in binding.itertuples(index=False):
+        if u.shadow_price and u.shadow_price > 0:
+            console.print(
+                f"unit {u.unit_id}: one more case of capacity would bring "
+                f"{u.shadow_price:,.0f} yuan of expected yield",
+                markup=False,
+            )
+    console.print(f"wall time: {result.timings['total']:.1f} s", markup=False)
+    if out is not None:
+        from taxrisk.serving.scoring import RANKING_COLUMNS
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.ranking[RANKING_COLUMNS].to_csv(out, index=False)
+        console.print(f"ranking: {out}", markup=False)

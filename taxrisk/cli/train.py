@@ -43,7 +43,8 @@ def train(
     """Train the expected-yield model on audit outcomes known at --as-of.
 
     Every audit closed on or before --as-of is an example, featured as of its selection date.
-    Optuna tunes the LightGBM classifier (P(adjusted)) and regressor (tax recovered) on the
+    The case store's closed cases (feedback from earlier rounds) are examples too, beside the
+    data folder's audits table. Optuna tunes the LightGBM classifier (P(adjusted)) and regressor (tax recovered) on the
     earlier audits; the later ones validate the model against the old rules, a logistic
     regression and random. The run (parameters, label counts, metrics, plots, model card) is
     logged to MLflow in TAXRISK_WORKSPACE (or MLFLOW_TRACKING_URI), the model is registered as
@@ -57,6 +58,7 @@ def train(
     as_of_date = parse_date(as_of)
     settings = get_settings()
     cfg = load_config(config)
+    extra = _store_outcomes(settings)
     with progress() as bar:
         result = run_train(
             data_dir.resolve(),
@@ -65,6 +67,7 @@ def train(
             trials=trials,
             config=cfg,
             progress=ProgressBar(bar),
+            extra_outcomes=extra,
         )
     table = Table(title="validation on the held-out audits (time split)")
     table.add_column("ranking")
@@ -82,6 +85,26 @@ def train(
     console.print(f"bias technique kept: {result.bias_method}", markup=False)
     console.print(f"run id: {result.run_id}", markup=False)
     console.print(f"model: models:/{settings.registered_model}/{result.version}", markup=False)
-    verdict = "champion" if result.decision.promote else "not champion"
-    console.print(f"{verdict}: {result.decision.reason}", markup=False)
+    decision = result.decision
+    verdict = "champion" if decision.promote else "not champion"
+    console.print(f"{verdict}: {decision.reason}", markup=False)
+    if decision.error is not None:  # the gate failed closed: say so beside the verdict
+        held = f" v{decision.champion_version}" if decision.champion_version else ""
+        console.print(
+            f"warning: the champion gate could not compare the models, so the champion{held} "
+            f"stays: {decision.error}",
+            markup=False,
+        )
     console.print(f"wall time: {result.wall_seconds:.1f} s", markup=False)
+
+
+def _store_outcomes(settings):  # type: ignore[no-untyped-def]
+    """The case store's cases as outcomes, when a store exists (feedback of earlier rounds)."""
+    from taxrisk.serving.feedback import StoreOutcomes
+    from taxrisk.serving.store.session import make_engine, upgrade
+
+    if settings.database_url is None and not (settings.root / "cases.db").exists():
+        return ()
+    engine = make_engine(settings)
+    upgrade(engine)
+    return (StoreOutcomes(engine),)

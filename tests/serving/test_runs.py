@@ -5,11 +5,13 @@ closed cases back as the next round's labels."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +31,30 @@ def _settings():  # type: ignore[no-untyped-def]
     return get_settings()
 
 
+@contextmanager
 def _session(settings):  # type: ignore[no-untyped-def]
+    """A session on the settings' store; the engine is disposed afterwards (PostgreSQL
+    connections must not outlive the test)."""
     from taxrisk.serving.store.session import make_engine, session_factory, upgrade
 
     engine = make_engine(settings)
-    upgrade(engine)
-    return session_factory(engine)()
+    try:
+        upgrade(engine)
+        with session_factory(engine)() as s:
+            yield s
+    finally:
+        engine.dispose()
 
 
-def test_run_publishes_cases_within_capacity(demo_world: Path, scoring_env: Path) -> None:
+def test_run_publishes_cases_within_capacity(
+    demo_world: Path, scoring_env: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite and on PostgreSQL (``store_url`` is parametrized over both)."""
     from taxrisk.features.catalog import CATALOG
     from taxrisk.serving.runs import current_run, run_scoring
     from taxrisk.serving.store.models import Action, Case, CaseIndicator, RunUnit, ScoringRun
 
+    monkeypatch.setenv("TAXRISK_DATABASE_URL", store_url)
     settings = _settings()
     result = run_scoring(settings, demo_world, AS_OF)
     units = pd.read_parquet(demo_world / "units.parquet")
@@ -106,6 +119,10 @@ def test_rerun_same_as_of_creates_no_duplicate(demo_world: Path, scoring_env: Pa
         n = s.scalar(select(func.count()).select_from(Case))
         assert n == first.counts["cases"]
         assert second.counts["cases"] == 0 and second.counts["superseded"] == 0
+        # the second run compares itself with the first: same data, no shift
+        run2 = s.get(ScoringRun, second.run_id)
+        assert run2.monitoring["vs_previous"]["shifted"] == 0
+        assert run2.monitoring["score_psi_vs_previous"] < 0.01
 
 
 def test_new_as_of_supersedes_untouched_cases_only(demo_world: Path, scoring_env: Path) -> None:
@@ -225,7 +242,8 @@ def test_feedback_becomes_next_rounds_labels(demo_world: Path, scoring_env: Path
             c.case_id: c.selection_probability for c in chosen if c.selection == "exploration"
         }
     tables = load_folder(demo_world, as_of=AS_OF).tables
-    source = CombinedSource(AuditTableSource(tables), StoreOutcomes(make_engine(settings)))
+    engine = make_engine(settings)
+    source = CombinedSource(AuditTableSource(tables), StoreOutcomes(engine))
     ts = build_training_set(tables, AS_OF, source)
     got = ts.examples  # index case_id
     assert set(ids) <= set(got.index), "closed cases are examples of the next round"
@@ -240,3 +258,63 @@ def test_feedback_becomes_next_rounds_labels(demo_world: Path, scoring_env: Path
     # point in time: not yet closed at the earlier date, so no label then
     early = build_training_set(tables, dt.date(2025, 11, 1), source, min_examples=1)
     assert not set(ids) & set(early.examples.index)
+    # and the next `train` learns from them: its label counts include the store's cases
+    from taxrisk.training.pipeline import train
+
+    result = train(demo_world, AS_OF, settings=settings, trials=0,
+                   extra_outcomes=(StoreOutcomes(engine),))  # fmt: skip
+    before = build_training_set(tables, AS_OF).label_counts()["examples"]
+    after = result.label_counts["examples"]
+    added = after.sub(before, fill_value=0)
+    assert added.get("random", 0) == len(explore_p)
+    assert added.get("model", 0) == len(ids) - len(explore_p)
+    assert added.drop(["random", "model"], errors="ignore").abs().sum() == 0
+    engine.dispose()
+
+
+def test_feedback_file_is_all_or_nothing(
+    demo_world: Path, scoring_env: Path, tmp_path: Path
+) -> None:
+    from taxrisk.serving.runs import run_scoring
+    from taxrisk.serving.store.models import Case, Feedback
+    from typer.testing import CliRunner
+
+    from taxrisk.cli import app
+
+    settings = _settings()
+    run_scoring(settings, demo_world, AS_OF)
+    with _session(settings) as s:
+        ids = s.scalars(
+            select(Case.case_id).where(Case.selection == "model").order_by(Case.rank).limit(2)
+        ).all()
+    header = "case_id,outcome,measure_taken,tax_recovered,late_fees,penalties,notes\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        header
+        + f"{ids[0]},adjusted,assessment,5000,0,0,ok\n{ids[1]},adjusted,assessment,-1,0,0,x\n"
+    )
+    runner = CliRunner()
+    res = runner.invoke(app, ["feedback", str(bad)])
+    assert res.exit_code != 0
+    with _session(settings) as s:
+        assert s.scalar(select(func.count()).select_from(Feedback)) == 0  # nothing stored
+        assert {c.status for c in s.scalars(select(Case).where(Case.case_id.in_(ids)))} == {"new"}
+    good = tmp_path / "good.csv"
+    good.write_text(
+        header + f"{ids[0]},adjusted,assessment,5000,100,0,补缴\n{ids[1]},no_change,notice,0,0,0,\n"
+    )
+    res = runner.invoke(app, ["feedback", str(good)])
+    assert res.exit_code == 0, res.output
+    assert "2 closed" in res.output
+    res = runner.invoke(app, ["cases", "--status", "closed", "--csv", _root_unit(demo_world)])
+    assert res.exit_code == 0, res.output
+    text = res.output[res.output.index("case_id,") :]  # stdout; stderr may come before
+    listed = pd.read_csv(io.StringIO(text))
+    assert sorted(listed["case_id"]) == sorted(ids) and set(listed["status"]) == {"closed"}
+    res = runner.invoke(app, ["verify-log"])
+    assert res.exit_code == 0, res.output
+
+
+def _root_unit(data_dir: Path) -> str:
+    u = pd.read_parquet(data_dir / "units.parquet")
+    return str(u.loc[u["parent_id"].isna(), "unit_id"].iloc[0])
