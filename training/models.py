@@ -85,9 +85,7 @@ def prepare_features(
     dtypes = matrix.dtypes
     cats = [c for c in feature_names if c in categories]
     plain = [
-        c
-        for c in feature_names
-        if c not in categories and pd.api.types.is_numeric_dtype(dtypes[c])
+        c for c in feature_names if c not in categories and pd.api.types.is_numeric_dtype(dtypes[c])
     ]
     block = pd.DataFrame(
         matrix[plain].to_numpy(dtype="float64", na_value=np.nan) if plain else None,

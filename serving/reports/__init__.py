@@ -1,0 +1,1 @@
+"""The explanation report of a referral: one template, HTML and PDF."""
