@@ -27,13 +27,9 @@ setup: ## install the pinned stack into .venv (idempotent)
 setup-test: ## setup plus what the test suite needs
 	@scripts/setup.sh --test
 
-demo: setup ## generate a demo city, validate it, build features, train, score and evaluate
-	$(BIN)/taxrisk demo-data --out $(DEMO_DIR) --taxpayers $(DEMO_TAXPAYERS) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --end $(DEMO_END)
-	$(BIN)/taxrisk validate $(DEMO_DIR) --as-of $(DEMO_ASOF)
-	$(BIN)/taxrisk features $(DEMO_DIR) --as-of $(DEMO_ASOF) --out $(DEMO_DIR)/../demo-features.parquet
-	$(BIN)/taxrisk train $(DEMO_DIR) --as-of $(DEMO_ASOF) --trials $(DEMO_TRIALS)
-	$(BIN)/taxrisk score $(DEMO_DIR) --as-of $(DEMO_ASOF) --out $(DEMO_DIR)/../demo-ranking.csv
-	$(BIN)/taxrisk evaluate $(DEMO_DIR) --as-of $(DEMO_ASOF) --ranking $(DEMO_DIR)/../demo-ranking.csv
+demo: setup ## demo city end to end (generate, validate, features, train, score, dispatch), then serve
+	DEMO_DIR=$(DEMO_DIR) DEMO_TAXPAYERS=$(DEMO_TAXPAYERS) DEMO_MONTHS=$(DEMO_MONTHS) DEMO_SEED=$(DEMO_SEED) \
+	DEMO_END=$(DEMO_END) DEMO_ASOF=$(DEMO_ASOF) DEMO_TRIALS=$(DEMO_TRIALS) scripts/demo.sh
 
 test: setup-test ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
@@ -58,4 +54,4 @@ bench: setup ## benchmarks (see experiments/README.md); BENCH_DIR=data folder
 	$(BIN)/python experiments/bench_features.py $(or $(BENCH_DIR),/work/data/city-1m)
 
 clean: ## remove the workspace, demo data and caches (not .venv)
-	rm -rf taxrisk-workspace data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf taxrisk-workspace taxrisk-demo test-artifacts data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The HTTP API (CONTRACT section 3): ``create_app(settings)`` in ``main.py``."""
