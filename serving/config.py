@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ServingError
+
+if TYPE_CHECKING:
+    from taxrisk.settings import Settings
 
 __all__ = [
     "MEASURES",
@@ -23,6 +26,7 @@ __all__ = [
     "RiskLevel",
     "ServingConfig",
     "ServingConfigError",
+    "config_for",
     "load_config",
 ]
 
@@ -137,6 +141,11 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ServingConfigError(f"{path}: cannot read serving config: {exc}") from exc
+
+
+def config_for(settings: Settings) -> ServingConfig:
+    """The serving config of these settings (``TAXRISK_SERVING_CONFIG`` overlays the defaults)."""
+    return load_config(settings.serving_config)
 
 
 def load_config(path: Path | str | None = None) -> ServingConfig:

@@ -47,7 +47,7 @@ import pandas as pd
 from sqlalchemy import insert, select, update
 from taxrisk.features.progress import ProgressFn, report
 
-from .config import ServingConfig, load_config
+from .config import ServingConfig, config_for
 from .errors import RunNotFound, ScoringError
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def run_scoring(
     from .store.action_log import Actor as _Actor
     from .store.session import make_engine, session_factory, upgrade
 
-    cfg = config or load_config(os.environ.get("TAXRISK_SERVING_CONFIG") or None)
+    cfg = config or config_for(settings)
     actor = actor or _Actor("taxrisk score", "system")
     settings.ensure_workspace()
     data_dir = Path(data_dir).resolve()

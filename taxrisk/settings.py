@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     duckdb_threads: int | None = None
     duckdb_memory_limit: str = "6GB"  # DuckDB's limit is not the whole process: 6GB kept validate at 1M taxpayers under 8 GB RSS
     seed: int = 42
+    # scoring and dispatch tunables: a TOML overriding serving/config.toml (TAXRISK_SERVING_CONFIG)
+    serving_config: Path | None = None
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:

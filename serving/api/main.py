@@ -14,14 +14,13 @@ taxpayers' data), and JSON bodies escape ``<``, ``>`` and ``&`` (:class:`_Respon
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from taxrisk.serving.config import ServingConfig, load_config
+from taxrisk.serving.config import ServingConfig, config_for
 from taxrisk.serving.modelinfo import ModelInfoCache
 from taxrisk.serving.store.session import make_engine, session_factory, upgrade
 
@@ -185,7 +184,7 @@ def create_app(
         settings.ensure_workspace()
         engine = make_engine(settings)
         upgrade(engine)
-    config = config or load_config(os.environ.get("TAXRISK_SERVING_CONFIG") or None)
+    config = config or config_for(settings)
     state = ApiState(
         settings=settings,
         engine=engine,

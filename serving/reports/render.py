@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import jinja2
 from sqlalchemy.orm import Session
 
-from ..config import ServingConfig, load_config
+from ..config import ServingConfig, config_for
 from ..store.action_log import Actor
 from ..web.i18n import DEFAULT_LANG, translator
 from .formatting import FILTERS
@@ -52,9 +51,8 @@ def environment() -> jinja2.Environment:
 
 
 def serving_config(settings: Settings) -> ServingConfig:
-    """The serving config named by ``settings.serving_config`` or ``TAXRISK_SERVING_CONFIG``."""
-    path = getattr(settings, "serving_config", None) or os.environ.get("TAXRISK_SERVING_CONFIG")
-    return load_config(path or None)
+    """The serving config of the settings (``TAXRISK_SERVING_CONFIG``)."""
+    return config_for(settings)
 
 
 def render_html(

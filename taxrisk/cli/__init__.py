@@ -35,14 +35,14 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors carry their own message and exit code
+        # typer bundles its own click: its usage errors are TyperExceptions with show()
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if isinstance(exc, typer.TyperException) and callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if os.environ.get("TAXRISK_DEBUG"):
             raise
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)

@@ -101,7 +101,7 @@ def feedback(
     covers_to (YYYY-MM). All rows are checked first and recorded in one transaction: one bad
     row records nothing. Results at or above the approval line wait for a second person.
     """
-    from taxrisk.serving.config import load_config
+    from taxrisk.serving.config import config_for
     from taxrisk.serving.feedback import load_feedback_file
     from taxrisk.serving.store import cases as svc
     from taxrisk.serving.store.session import open_store
@@ -109,7 +109,7 @@ def feedback(
 
     actor = _actor(user)
     pairs = load_feedback_file(file)
-    line = load_config().approval.yield_line
+    line = config_for(get_settings()).approval.yield_line
     closed = review = 0
     with open_store(get_settings()) as s:
         for case_id, fb in pairs:
