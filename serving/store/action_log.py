@@ -169,6 +169,78 @@ def _content_of(row: Action) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One entry for :func:`append_many` (the keyword arguments of :func:`append`)."""
+
+    action: str
+    case_id: str | None = None
+    run_id: str | None = None
+    reason: str = ""
+    detail: dict[str, Any] | None = None
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """Lock the head (a row lock on PostgreSQL, the write lock on SQLite): its seq and hash."""
+    session.flush()  # the caller's pending changes first, so the lock comes after them
+    locked = session.execute(
+        update(ActionLogHead).where(ActionLogHead.id == HEAD_ID).values(seq=ActionLogHead.seq)
+    )
+    if locked.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError("the action log has no head row: run the store's migrations")
+    seq, digest = session.execute(
+        select(ActionLogHead.seq, ActionLogHead.hash).where(ActionLogHead.id == HEAD_ID)
+    ).one()
+    return int(seq), str(digest)
+
+
+def _chain(
+    actor: Actor, entries: list[Entry], when: dt.datetime, seq: int, prev: str
+) -> list[dict[str, Any]]:
+    """The rows of ``entries`` chained after (seq, prev): column values of :class:`Action`."""
+    rows: list[dict[str, Any]] = []
+    for e in entries:
+        seq += 1
+        plain_detail = _plain(e.detail or {})
+        content = canonical(
+            seq=seq,
+            at=when,
+            actor=actor.name,
+            role=actor.role,
+            action=e.action,
+            case_id=e.case_id,
+            run_id=e.run_id,
+            reason=e.reason,
+            detail=plain_detail,
+        )
+        digest = entry_hash(prev, content)
+        rows.append(
+            {
+                "seq": seq,
+                "at": when,
+                "actor": actor.name,
+                "role": actor.role,
+                "action": e.action,
+                "case_id": e.case_id,
+                "run_id": e.run_id,
+                "reason": e.reason,
+                "detail": plain_detail,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    return rows
+
+
+def _move_head(session: Session, row: dict[str, Any]) -> None:
+    session.execute(
+        update(ActionLogHead)
+        .where(ActionLogHead.id == HEAD_ID)
+        .values(seq=row["seq"], hash=row["hash"])
+    )
+
+
 def append(
     session: Session,
     actor: Actor,
@@ -187,61 +259,16 @@ def append(
     ValueError). Nothing is committed: the entry lands with the caller's other changes or not
     at all.
     """
-    plain_detail = _plain(detail or {})
+    entry = Entry(action, case_id=case_id, run_id=run_id, reason=reason, detail=detail)
     when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    session.flush()  # the caller's pending changes first, so the lock comes after them
-    # Lock the head: a row lock on PostgreSQL, the write lock on SQLite.
-    locked = session.execute(
-        update(ActionLogHead).where(ActionLogHead.id == HEAD_ID).values(seq=ActionLogHead.seq)
-    )
-    if locked.rowcount != 1:  # type: ignore[attr-defined]
-        raise RuntimeError("the action log has no head row: run the store's migrations")
-    head_seq, head_hash = session.execute(
-        select(ActionLogHead.seq, ActionLogHead.hash).where(ActionLogHead.id == HEAD_ID)
-    ).one()
-    seq = head_seq + 1
-    content = canonical(
-        seq=seq,
-        at=when,
-        actor=actor.name,
-        role=actor.role,
-        action=action,
-        case_id=case_id,
-        run_id=run_id,
-        reason=reason,
-        detail=plain_detail,
-    )
-    digest = entry_hash(head_hash, content)
-    entry = Action(
-        seq=seq,
-        at=when,
-        actor=actor.name,
-        role=actor.role,
-        action=action,
-        case_id=case_id,
-        run_id=run_id,
-        reason=reason,
-        detail=plain_detail,
-        prev_hash=head_hash,
-        hash=digest,
-    )
-    session.add(entry)
-    session.execute(
-        update(ActionLogHead).where(ActionLogHead.id == HEAD_ID).values(seq=seq, hash=digest)
-    )
+    _plain(entry.detail or {})  # refuse a bad detail before taking the lock
+    seq, head = _lock_head(session)
+    (row,) = _chain(actor, [entry], when, seq, head)
+    action_row = Action(**row)
+    session.add(action_row)
+    _move_head(session, row)
     session.flush()
-    return entry
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One entry for :func:`append_many` (the keyword arguments of :func:`append`)."""
-
-    action: str
-    case_id: str | None = None
-    run_id: str | None = None
-    reason: str = ""
-    detail: dict[str, Any] | None = None
+    return action_row
 
 
 def append_many(
@@ -253,53 +280,14 @@ def append_many(
     from sqlalchemy import insert
 
     when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    session.flush()
-    locked = session.execute(
-        update(ActionLogHead).where(ActionLogHead.id == HEAD_ID).values(seq=ActionLogHead.seq)
-    )
-    if locked.rowcount != 1:  # type: ignore[attr-defined]
-        raise RuntimeError("the action log has no head row: run the store's migrations")
-    seq, head_hash = session.execute(
-        select(ActionLogHead.seq, ActionLogHead.hash).where(ActionLogHead.id == HEAD_ID)
-    ).one()
-    rows: list[dict[str, Any]] = []
-    for e in entries:
-        seq += 1
-        plain_detail = _plain(e.detail or {})
-        content = canonical(
-            seq=seq,
-            at=when,
-            actor=actor.name,
-            role=actor.role,
-            action=e.action,
-            case_id=e.case_id,
-            run_id=e.run_id,
-            reason=e.reason,
-            detail=plain_detail,
-        )
-        digest = entry_hash(head_hash, content)
-        rows.append(
-            {
-                "seq": seq,
-                "at": when,
-                "actor": actor.name,
-                "role": actor.role,
-                "action": e.action,
-                "case_id": e.case_id,
-                "run_id": e.run_id,
-                "reason": e.reason,
-                "detail": plain_detail,
-                "prev_hash": head_hash,
-                "hash": digest,
-            }
-        )
-        head_hash = digest
+    seq, head = _lock_head(session)
+    rows = _chain(actor, entries, when, seq, head)
+    if not rows:
+        return seq
     for i in range(0, len(rows), 5000):
         session.execute(insert(Action), rows[i : i + 5000])
-    session.execute(
-        update(ActionLogHead).where(ActionLogHead.id == HEAD_ID).values(seq=seq, hash=head_hash)
-    )
-    return int(seq)
+    _move_head(session, rows[-1])
+    return int(rows[-1]["seq"])
 
 
 def history(session: Session, case_id: str) -> list[Action]:
