@@ -44,7 +44,8 @@ def train(
 
     Every audit closed on or before --as-of is an example, featured as of its selection date.
     The case store's closed cases (feedback from earlier rounds) are examples too, beside the
-    data folder's audits table. Optuna tunes the LightGBM classifier (P(adjusted)) and regressor (tax recovered) on the
+    data folder's audits table. Optuna tunes the LightGBM classifier (P(adjusted)) and regressor
+    (tax recovered) on the
     earlier audits; the later ones validate the model against the old rules, a logistic
     regression and random. The run (parameters, label counts, metrics, plots, model card) is
     logged to MLflow in TAXRISK_WORKSPACE (or MLFLOW_TRACKING_URI), the model is registered as
@@ -85,16 +86,8 @@ def train(
     console.print(f"bias technique kept: {result.bias_method}", markup=False)
     console.print(f"run id: {result.run_id}", markup=False)
     console.print(f"model: models:/{settings.registered_model}/{result.version}", markup=False)
-    decision = result.decision
-    verdict = "champion" if decision.promote else "not champion"
-    console.print(f"{verdict}: {decision.reason}", markup=False)
-    if decision.error is not None:  # the gate failed closed: say so beside the verdict
-        held = f" v{decision.champion_version}" if decision.champion_version else ""
-        console.print(
-            f"warning: the champion gate could not compare the models, so the champion{held} "
-            f"stays: {decision.error}",
-            markup=False,
-        )
+    verdict = "champion" if result.decision.promote else "not champion"
+    console.print(f"{verdict}: {result.decision.reason}", markup=False)
     console.print(f"wall time: {result.wall_seconds:.1f} s", markup=False)
 
 
