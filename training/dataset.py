@@ -65,6 +65,10 @@ OUTCOME_COLUMNS = (
 )
 
 
+#: the training set's row order (a total order: case ids are unique)
+EXAMPLE_ORDER = ("selected_on", "taxpayer_id", "case_id")
+
+
 class NotEnoughExamples(TaxriskError):
     """Too few labelled audits at the as-of date to train."""
 
@@ -152,7 +156,8 @@ def snapshot_dates(selected_on: pd.Series, how: Snapshot) -> pd.Series:
 class TrainingSet:
     """Labelled audits with their point-in-time features.
 
-    ``X``: features, index case_id (no selection columns). ``examples``: index case_id,
+    ``X``: features, index case_id (no selection columns), rows in :data:`EXAMPLE_ORDER`
+    (the same as ``examples``, whatever order the engine returned). ``examples``: index case_id,
     columns taxpayer_id, selected_on, snapshot, closed_on, selection_reason,
     selection_probability, adjusted (0/1), tax_recovered (yuan, 0 unless adjusted),
     late_fees, penalties. ``open_audits``: audits known at the as-of date without a label.
@@ -199,7 +204,13 @@ def build_training_set(
     from taxrisk.features.matrix import build_matrices, feature_columns
 
     source = source or AuditTableSource(tables)
-    out = source.outcomes(as_of)
+    # one total order, whatever order the engine returned the rows in (DuckDB runs with
+    # preserve_insertion_order = false): examples, folds and LightGBM's bagging follow it
+    out = (
+        source.outcomes(as_of)
+        .sort_values(list(EXAMPLE_ORDER), kind="stable")
+        .reset_index(drop=True)
+    )
     labelled = out[out["closed_on"].notna() & out["outcome"].notna()].copy()
     open_audits = out[out["closed_on"].isna()].copy()
     if len(labelled) < min_examples:
@@ -280,6 +291,8 @@ def _population_sample(
     """
     tp = tables["taxpayers"].select("taxpayer_id", "registered_on", "deregistered_on").to_pandas()
     tp["taxpayer_id"] = tp["taxpayer_id"].astype("str")
+    # the engine's row order is arbitrary: sort before the seeded draw picks positions
+    tp = tp.sort_values("taxpayer_id", kind="stable").reset_index(drop=True)
     reg = pd.to_datetime(tp["registered_on"]).to_numpy()
     dereg = pd.to_datetime(tp["deregistered_on"]).to_numpy()
     chosen = selections[["snapshot", "taxpayer_id"]].drop_duplicates()

@@ -5,8 +5,12 @@ Optuna SQLite store. An objective is the mean over time-ordered folds of the tra
 (train on earlier selections, early-stop and score on the next block; the number of trees is
 the best trial's mean stopping round): weighted log loss of P(adjusted) for
 the classifier, RMSE of log1p(tax recovered) on adjusted audits for the regressor. The value
-after each fold is reported so that the median pruner stops bad trials early. Samplers are
-seeded (TPE), LightGBM is deterministic, so the same data and seed give the same parameters.
+after each fold is reported so that the median pruner stops bad trials early.
+
+Reproducible: the TPE sampler is seeded, trials run one at a time (``n_jobs=1``: the pruner
+sees the same history), LightGBM is deterministic on one thread, and the rows are put in one
+order (by selection date, then row label) before the folds are cut, so the same rows and seed
+give the same parameters in whatever order the rows come.
 """
 
 from __future__ import annotations
@@ -82,13 +86,22 @@ def tune(
 ) -> tuple[dict[str, Any], optuna.Study | None]:
     """Best LightGBM parameters for ``kind`` ("classifier" or "regressor").
 
-    ``order``: the selection date of each row (folds follow time). Each fold fits up to
+    ``order``: the selection date of each row (folds follow time; ties by row label, so the
+    result does not depend on the rows' order). Each fold fits up to
     ``max_estimators`` trees with early stopping on the fold's later block; the best trial's
     mean stopping round becomes ``n_estimators``. Returns ``base_params`` overlaid with the
     best trial's parameters, and the study (None when ``trials`` is 0).
     """
     if trials <= 0:
         return dict(base_params), None
+    # rows in one order whatever order they came in (the folds and LightGBM's bagging follow
+    # positions): by ``order``, then by row label
+    labels = np.unique(X.index.astype("str").to_numpy(), return_inverse=True)[1]
+    perm = np.lexsort((labels, np.asarray(order)))
+    X, order = X.iloc[perm], np.asarray(order)[perm]
+    adjusted, amount = np.asarray(adjusted)[perm], np.asarray(amount)[perm]
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)[perm]
     cats = categorical_columns(X)
     categories = {c: sorted(X[c].dropna().astype("str").unique().tolist()) for c in cats}
     Xp = prepare_features(X, list(X.columns), categories)

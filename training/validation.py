@@ -17,12 +17,24 @@ Metrics of a ranking on validation audits (higher is better):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from .metrics import share_capture, share_precision, weighted_auc
 
-__all__ = ["comparison_table", "ranking_metrics", "time_split"]
+__all__ = ["METRICS", "comparison_table", "metric_on_rows", "ranking_metrics", "time_split"]
+
+#: the metrics of :func:`ranking_metrics`, in its order
+METRICS = (
+    "all_yield_capture",
+    "all_precision",
+    "all_auc",
+    "random_yield_capture",
+    "random_precision",
+    "random_auc",
+)
 
 
 def time_split(
@@ -71,3 +83,42 @@ def comparison_table(
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "ranking"
     return frame
+
+
+def metric_on_rows(
+    name: str, examples: pd.DataFrame, top_share: float
+) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``f(scores, rows)``: metric ``name`` of ``scores[rows]`` on ``examples.iloc[rows]``.
+
+    ``name``: one of :data:`METRICS`, with or without the ``val_`` prefix. ``scores``: one per
+    row of ``examples``; ``rows``: integer positions, repeats allowed (a bootstrap draw). The
+    value equals ``ranking_metrics(scores[rows], examples.iloc[rows], top_share)[name]``, at
+    the cost of that one metric (the champion gate calls it thousands of times).
+    """
+    key = name.removeprefix("val_")
+    if key not in METRICS:
+        raise ValueError(
+            f"unknown validation metric {name!r}; expected one of {', '.join(METRICS)}"
+        )
+    stratum, what = key.split("_", 1)
+    adj = examples["adjusted"].to_numpy(dtype=float)
+    rec = examples["tax_recovered"].to_numpy(dtype=float)
+    prob = pd.to_numeric(examples["selection_probability"], errors="coerce").to_numpy(dtype=float)
+    rnd = (examples["selection_reason"].astype("str") == "random").to_numpy() & (prob > 0)
+
+    def f(scores: np.ndarray, rows: np.ndarray) -> float:
+        r = np.asarray(rows)
+        w = None
+        if stratum == "random":
+            r = r[rnd[r]]
+            if len(r) < 2:
+                return float("nan")
+            w = 1.0 / prob[r]
+        s = np.asarray(scores, dtype=float)[r]
+        if what == "yield_capture":
+            return share_capture(s, rec[r], top_share, w)
+        if what == "precision":
+            return share_precision(s, adj[r], top_share, w)
+        return weighted_auc(s, adj[r], w)
+
+    return f

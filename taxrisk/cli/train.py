@@ -86,8 +86,16 @@ def train(
     console.print(f"bias technique kept: {result.bias_method}", markup=False)
     console.print(f"run id: {result.run_id}", markup=False)
     console.print(f"model: models:/{settings.registered_model}/{result.version}", markup=False)
-    verdict = "champion" if result.decision.promote else "not champion"
-    console.print(f"{verdict}: {result.decision.reason}", markup=False)
+    decision = result.decision
+    verdict = "champion" if decision.promote else "not champion"
+    console.print(f"{verdict}: {decision.reason}", markup=False)
+    if decision.error is not None:  # the gate failed closed: say so beside the verdict
+        held = f" v{decision.champion_version}" if decision.champion_version else ""
+        console.print(
+            f"warning: the champion gate could not compare the models, so the champion{held} "
+            f"stays: {decision.error}",
+            markup=False,
+        )
     console.print(f"wall time: {result.wall_seconds:.1f} s", markup=False)
 
 

@@ -62,6 +62,7 @@ def test_train_score_evaluate(demo_world: Path, workspace: Path, tmp_path: Path)
     res = runner.invoke(app, ["score", str(demo_world), "--as-of", AS_OF, "--out", str(out)])
     assert res.exit_code == 0, res.output
     ranking = pd.read_csv(out, dtype={"taxpayer_id": "str", "unit_id": "str"})
+    # the contract's six columns first, then the two this project adds (docs/dispatch.md)
     assert ranking.columns.tolist() == [
         "taxpayer_id",
         "rank",
@@ -69,6 +70,8 @@ def test_train_score_evaluate(demo_world: Path, workspace: Path, tmp_path: Path)
         "expected_yield",
         "risk_level",
         "unit_id",
+        "expected_amount",
+        "recommended_measure",
     ]
     assert ranking["rank"].tolist() == list(range(1, len(ranking) + 1))
     assert ranking["taxpayer_id"].is_unique

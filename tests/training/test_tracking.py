@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from synthetic import audits_frame
 from taxrisk.training import tracking
 from taxrisk.training.models import YieldModel
-from taxrisk.training.validation import ranking_metrics
+from taxrisk.training.validation import metric_on_rows
 
 from taxrisk.settings import get_settings
 
@@ -29,8 +29,7 @@ def test_champion_moves_only_to_a_better_model(workspace) -> None:
     name = settings.registered_model
     Xv, exv = audits_frame(n=800, seed=2)  # the validation audits, same for every model
 
-    def metric(scores: np.ndarray, mask: np.ndarray) -> float:
-        return ranking_metrics(scores[mask], exv[mask], 0.2)["all_yield_capture"]
+    metric = metric_on_rows("all_yield_capture", exv, 0.2)  # f(scores, rows): rows may repeat
 
     def run(model: YieldModel):
         with mlflow.start_run(experiment_id=exp) as r:
@@ -38,8 +37,9 @@ def test_champion_moves_only_to_a_better_model(workspace) -> None:
             decision, _ = tracking.gate(
                 client, name, "capture", metric, scores, Xv, exv["selected_on"], 30
             )
+            # trained (on other audits) before every validation audit: all unseen by it
             version = tracking.log_and_register(
-                model, Xv, name, r.info.run_id, "2024-12-31", decision
+                model, Xv, name, r.info.run_id, "2022-12-31", decision
             )
         return version, decision
 
@@ -64,7 +64,8 @@ def test_champion_moves_only_to_a_better_model(workspace) -> None:
 def test_gate_decisions() -> None:
     d = tracking.champion_decision("m", 0.5, 0.5, "3")
     assert not d.promote and "does not beat" in d.reason  # a tie keeps the champion
-    assert tracking.champion_decision("m", 0.2, None, "3", "missing column x").promote
+    # an error keeps the champion (it used to replace it)
+    assert not tracking.champion_decision("m", 0.2, None, "3", "missing column x").promote
     assert tracking.champion_decision("m", float("nan"), 0.1, "3").promote is False
 
 
