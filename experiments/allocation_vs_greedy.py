@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from taxrisk.serving import dispatch, routing
     from taxrisk.serving.config import load_config
-    from taxrisk.serving.runs import current_run
+    from taxrisk.serving.runs import current_run, overflow_rules, route_candidates
     from taxrisk.serving.store.models import ScoringRun
     from taxrisk.serving.store.session import open_store
 
@@ -43,18 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     units = pd.read_parquet(args.data_dir / "units.parquet")
     cand = routing.candidate_frame(ranking, matrix, None)
     cand["measure"] = ranking["recommended_measure"].to_numpy()
-    routed = routing.route(
-        cand,
-        units,
-        key_line=cfg.routing.key_taxpayer_line,
-        complex_fired=cfg.routing.complex_fired,
-        escalation_line=cfg.routing.complex_yield,
-        city_fallback=cfg.routing.city_fallback,
-    )
-    kw = {
-        "officer_measures": cfg.measures.needs_officer,
-        "lighter": {str(k): str(v) for k, v in cfg.measures.overflow.items()},
-    }
+    routed = route_candidates(cand, units, cfg)
+    kw = overflow_rules(cfg)
     caps = units[["unit_id", "capacity", "level"]]
     lp = dispatch.allocate(routed, caps, exploration_share=0.0, seed=1, **kw)
     gr = dispatch.greedy(routed, caps, **kw)

@@ -49,6 +49,9 @@ from taxrisk.features.progress import ProgressFn, report
 
 from .config import ServingConfig, config_for
 from .errors import RunNotFound, ScoringError
+from .store import action_log
+from .store.action_log import Actor
+from .store.models import OPEN_STATES, Case, CaseIndicator, RunUnit, ScoringRun, Unit
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -56,12 +59,13 @@ if TYPE_CHECKING:
 
     from taxrisk.settings import Settings
 
-    from .store.action_log import Actor
 
 __all__ = [
     "RunResult",
     "current_run",
     "data_fingerprint",
+    "overflow_rules",
+    "route_candidates",
     "explain_taxpayer",
     "run_scoring",
 ]
@@ -167,8 +171,6 @@ def _training_reference(settings: Settings, model: LoadedModel) -> pd.DataFrame 
 
 def current_run(session: Session) -> Any:
     """The current scoring run (the latest published), or None."""
-    from .store.models import ScoringRun
-
     return session.scalars(
         select(ScoringRun).order_by(ScoringRun.published_at.desc()).limit(1)
     ).first()
@@ -176,8 +178,6 @@ def current_run(session: Session) -> Any:
 
 def _remove_orphans(session: Session, runs_dir: Path) -> None:
     """Folders of runs that never published (killed before their commit)."""
-    from .store.models import ScoringRun
-
     if not runs_dir.exists():
         return
     published = set(session.scalars(select(ScoringRun.run_id)))
@@ -213,11 +213,10 @@ def run_scoring(
 
     from . import dispatch, explain, monitoring, routing
     from .scoring import score_matrix
-    from .store.action_log import Actor as _Actor
     from .store.session import make_engine, session_factory, upgrade
 
     cfg = config or config_for(settings)
-    actor = actor or _Actor("taxrisk score", "system")
+    actor = actor or Actor("taxrisk score", "system")
     settings.ensure_workspace()
     data_dir = Path(data_dir).resolve()
     clock = _Clock()
@@ -266,22 +265,14 @@ def run_scoring(
         candidates = routing.candidate_frame(ranking, matrix, cross)
         candidates["measure"] = ranking["recommended_measure"].to_numpy()
         candidates = candidates[~candidates["taxpayer_id"].isin(busy)].reset_index(drop=True)
-        routed = routing.route(
-            candidates,
-            units,
-            key_line=cfg.routing.key_taxpayer_line,
-            complex_fired=cfg.routing.complex_fired,
-            escalation_line=cfg.routing.complex_yield,
-            city_fallback=cfg.routing.city_fallback,
-        )
+        routed = route_candidates(candidates, units, cfg)
         alloc = dispatch.allocate(
             routed,
             room,
             exploration_share=cfg.dispatch.exploration_share,
             seed=cfg.dispatch.seed,
-            officer_measures=cfg.measures.needs_officer,
-            lighter={str(k): str(v) for k, v in cfg.measures.overflow.items()},
             exploration_measure="assessment",
+            **overflow_rules(cfg),
         )
         cases = alloc.cases.copy()
         cases["taxpayer_id"] = cases["taxpayer_id"].astype("str")
@@ -355,9 +346,7 @@ def run_scoring(
                 progress=progress,
             )
             timings = clock.done()
-            s.execute(
-                update(_run_model()).where(_run_model().run_id == run_id).values(timings=timings)
-            )
+            s.execute(update(ScoringRun).where(ScoringRun.run_id == run_id).values(timings=timings))
             log.info("scoring run: publishing %s: rows written, committing", run_id)
             if os.environ.get("TAXRISK_SLOW_PUBLISH"):  # fault injection for the kill test only
                 time.sleep(float(os.environ["TAXRISK_SLOW_PUBLISH"]))
@@ -377,17 +366,9 @@ def run_scoring(
         engine.dispose()
 
 
-def _run_model() -> Any:
-    from .store.models import ScoringRun
-
-    return ScoringRun
-
-
 def _busy_taxpayers(session: Session, as_of: dt.date, version: str, cfg: ServingConfig) -> set[str]:
     """Taxpayers this run must not dispatch: a case for the same as-of and model version
     exists (any state: a re-run), or an open case a new run may not supersede."""
-    from .store.models import OPEN_STATES, Case
-
     rows = session.execute(
         select(Case.taxpayer_id, Case.as_of, Case.model_version, Case.status)
     ).all()
@@ -400,12 +381,36 @@ def _busy_taxpayers(session: Session, as_of: dt.date, version: str, cfg: Serving
     return out
 
 
+def route_candidates(
+    candidates: pd.DataFrame, units: pd.DataFrame, cfg: ServingConfig
+) -> pd.DataFrame:
+    """:func:`~taxrisk.serving.routing.route` with the ``[routing]`` rules of ``cfg``."""
+    from . import routing
+
+    return routing.route(
+        candidates,
+        units,
+        key_line=cfg.routing.key_taxpayer_line,
+        complex_fired=cfg.routing.complex_fired,
+        escalation_line=cfg.routing.complex_yield,
+        city_fallback=cfg.routing.city_fallback,
+    )
+
+
+def overflow_rules(cfg: ServingConfig) -> dict[str, Any]:
+    """The ``[measures]`` keyword arguments of :func:`~taxrisk.serving.dispatch.allocate` and
+    :func:`~taxrisk.serving.dispatch.greedy`: which measures take capacity, and what each
+    becomes when no unit has room."""
+    return {
+        "officer_measures": cfg.measures.needs_officer,
+        "lighter": {str(k): str(v) for k, v in cfg.measures.overflow.items()},
+    }
+
+
 def _used_capacity(session: Session, as_of: dt.date, version: str) -> dict[str, int]:
     """Cases per unit already dispatched in this cycle (same as-of and model version) that
     take an officer's time (model and exploration selections, not superseded)."""
     from sqlalchemy import func
-
-    from .store.models import Case
 
     rows = session.execute(
         select(Case.unit_id, func.count())
@@ -471,9 +476,6 @@ def _psi_summary(table: pd.DataFrame, against: str | None) -> dict[str, Any]:
 
 def _publish(session: Session, **kw: Any) -> dict[str, int]:
     """Everything of one run, in the caller's transaction."""
-    from .store import action_log
-    from .store.models import Case, CaseIndicator, RunUnit, ScoringRun, Unit
-
     s = session
     now = _now()
     cfg: ServingConfig = kw["cfg"]
