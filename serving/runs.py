@@ -64,9 +64,9 @@ __all__ = [
     "RunResult",
     "current_run",
     "data_fingerprint",
+    "explain_taxpayer",
     "overflow_rules",
     "route_candidates",
-    "explain_taxpayer",
     "run_scoring",
 ]
 
