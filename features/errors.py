@@ -2,7 +2,7 @@
 
 Hierarchy::
 
-    TaxriskError                 base of every error the CLI and API translate
+    TaxriskError                 base of every error the CLI and API translate (taxrisk.errors)
     └── DataError                a data folder or one of its tables is unusable
         ├── TableUnreadable      a table cannot be read at all (encoding, binary, empty, ...)
         ├── MissingColumn        a required column is absent
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from taxrisk.errors import TaxriskError
+
 __all__ = [
     "AmbiguousTable",
     "DataError",
     "MissingColumn",
     "MissingTable",
     "TableUnreadable",
-    "TaxriskError",
+    "TaxriskError",  # re-exported: it lives in the leaf module taxrisk.errors
 ]
-
-
-class TaxriskError(Exception):
-    """Base class: an expected failure with a message fit for a user."""
 
 
 class DataError(TaxriskError):

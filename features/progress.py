@@ -1,18 +1,8 @@
-"""Progress reporting for long library work, without a UI dependency.
-
-Library functions take ``progress: ProgressFn | None`` and call it as
-``progress(step, done, total)``; the CLI adapts it to a rich progress bar.
-"""
+"""Kept so that imports written before the move keep working: the progress callback lives in
+the leaf module :mod:`taxrisk.progress`. New code imports it from there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from taxrisk.progress import ProgressFn, report
 
 __all__ = ["ProgressFn", "report"]
-
-ProgressFn = Callable[[str, int, int], None]
-
-
-def report(progress: ProgressFn | None, step: str, done: int, total: int) -> None:
-    if progress is not None:
-        progress(step, done, total)

@@ -81,7 +81,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from taxrisk.features.catalog import MEASURES
-from taxrisk.features.errors import TaxriskError
+
+from taxrisk.errors import TaxriskError
 
 __all__ = [
     "DEFAULT_LIGHTER",

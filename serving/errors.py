@@ -2,7 +2,7 @@
 
 Hierarchy::
 
-    TaxriskError (taxrisk.features.errors)
+    TaxriskError (taxrisk.errors)
     └── ServingError                 base of every serving failure
         ├── ServingConfigError       serving/config.toml or an override is malformed
         ├── ScoringError             a model cannot score a matrix, or no run can be made
@@ -22,7 +22,7 @@ The CLI prints ``str(error)`` on one line; the API maps each class to a status w
 
 from __future__ import annotations
 
-from taxrisk.features.errors import TaxriskError
+from taxrisk.errors import TaxriskError
 
 __all__ = [
     "ApprovalRequired",

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from taxrisk.features.errors import TaxriskError
+
+from taxrisk.errors import TaxriskError
 
 __all__ = [
     "SHARE_FLOOR",

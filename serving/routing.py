@@ -25,7 +25,7 @@ city). A **complex** case (fired indicators >= ``complex_fired``, default 4, or 
 ``allowed_units`` are ``(primary_unit, escalation_unit)``; other cases only
 ``(primary_unit,)``. The dispatch (:mod:`taxrisk.serving.dispatch`) chooses among them.
 
-Errors (all :class:`~taxrisk.features.errors.TaxriskError`)::
+Errors (all :class:`~taxrisk.errors.TaxriskError`)::
 
     RoutingError           the units table or the candidates cannot be routed
     ├── UnknownUnit        a managing unit is not in the units table (names taxpayers, units)
@@ -41,8 +41,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from taxrisk.features.catalog import CATALOG, MEASURES
-from taxrisk.features.errors import TaxriskError
 from taxrisk.features.tables import Tables
+
+from taxrisk.errors import TaxriskError
 
 __all__ = [
     "ANNUAL_TAX_COLUMNS",

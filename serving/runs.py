@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
-from taxrisk.features.progress import ProgressFn, report
+
+from taxrisk.progress import ProgressFn, report
 
 from .config import ServingConfig, config_for
 from .errors import RunNotFound, ScoringError

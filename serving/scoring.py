@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from taxrisk.features.errors import TaxriskError
 from taxrisk.training.metrics import ranked
+
+from taxrisk.errors import TaxriskError
 
 from .config import RiskLevel, ServingConfig
 from .errors import ScoringError

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from taxrisk.features.errors import TaxriskError
+from taxrisk.errors import TaxriskError
 
 __all__ = ["ConfigError", "TrainingConfig", "load_config"]
 

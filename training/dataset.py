@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-from taxrisk.features.errors import TaxriskError
-from taxrisk.features.progress import ProgressFn, report
+
+from taxrisk.errors import TaxriskError
+from taxrisk.progress import ProgressFn, report
 
 if TYPE_CHECKING:
     from taxrisk.features.tables import Tables

@@ -26,7 +26,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from taxrisk.features.errors import TaxriskError
+
+from taxrisk.errors import TaxriskError
 
 __all__ = ["FeatureMismatch", "NotFitted", "YieldModel", "prepare_features"]
 

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from taxrisk.features.progress import ProgressFn, report
+
+from taxrisk.progress import ProgressFn, report
 
 from . import plots
 from .baselines import LogisticYield, old_rules_scores, random_scores

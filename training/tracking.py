@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from taxrisk.features.errors import TaxriskError
+
+from taxrisk.errors import TaxriskError
 
 from .models import YieldModel
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
-from taxrisk.features.errors import TaxriskError
-from taxrisk.features.progress import ProgressFn, report
+
+from taxrisk.errors import TaxriskError
+from taxrisk.progress import ProgressFn, report
 
 from . import planted as planted_mod
 from .activity import draw_activity

@@ -36,7 +36,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from taxrisk.features.errors import TaxriskError
 from taxrisk.serving.errors import (
     ApprovalRequired,
     CaseNotFound,
@@ -49,6 +48,8 @@ from taxrisk.serving.errors import (
     ServingError,
     UserError,
 )
+
+from taxrisk.errors import TaxriskError
 
 __all__ = ["CASE_NOT_FOUND", "STATUS_OF", "install_error_handlers", "status_of"]
 

@@ -1,7 +1,7 @@
 """The ``taxrisk`` command line (CONTRACT section 2).
 
 Thin: each command lives in its own module here, parses its options, builds the settings and
-calls the library. Library errors (:class:`~taxrisk.features.errors.TaxriskError`) become one
+calls the library. Library errors (:class:`~taxrisk.errors.TaxriskError`) become one
 line on stderr and exit code 1; anything else unexpected becomes one line and exit code 2
 (``TAXRISK_DEBUG=1`` shows the traceback).
 """
@@ -25,7 +25,7 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point."""
-    from taxrisk.features.errors import TaxriskError
+    from taxrisk.errors import TaxriskError
 
     try:
         app(standalone_mode=False)
