@@ -18,8 +18,11 @@ kind        in the file                                 clean column
 ==========  =========================================  ===============================
 
 Every clean table also carries ``known_on`` (date, or null when the row has no date and is
-always known): the day from which the row may be used, per the contract's as-of rule. The
-point-in-time filter is then one expression for every table: ``known_on <= as_of``.
+always known): the day from which the row may be used, per the contract's as-of rule; a
+versioned table (the returns) also carries ``superseded_on`` (date, or null): the day a later version of the same key (an amended
+return) became known, from which the row is no longer used. The point-in-time filter is then
+one expression for every table (:func:`taxrisk.features.tables.in_force`): ``known_on <= as_of``
+and not ``superseded_on <= as_of``.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ class TableSchema:
     optional: bool = False
     foreign_keys: tuple[ForeignKey, ...] = ()
     known_on: KnownOn = field(default_factory=lambda: KnownOn(None))
+    #: Rows with the same key and a later ``known_on`` are versions (amendments), not
+    #: duplicates: at each as-of date the latest version known then is used.
+    versioned: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -156,6 +162,7 @@ SCHEMAS: dict[str, TableSchema] = {
             ),
             foreign_keys=(_TP,),
             known_on=KnownOn("filed_on"),
+            versioned=True,
         ),
         TableSchema(
             "cit_returns",
@@ -171,6 +178,7 @@ SCHEMAS: dict[str, TableSchema] = {
             ),
             foreign_keys=(_TP,),
             known_on=KnownOn("filed_on"),
+            versioned=True,
         ),
         TableSchema(
             "local_tax_returns",
@@ -186,6 +194,7 @@ SCHEMAS: dict[str, TableSchema] = {
             ),
             foreign_keys=(_TP,),
             known_on=KnownOn("filed_on"),
+            versioned=True,
         ),
         TableSchema(
             "invoices",

@@ -27,11 +27,16 @@ from .schema import SCHEMAS, Kind, TableSchema
 if TYPE_CHECKING:
     from taxrisk.settings import Settings
 
-__all__ = ["Tables", "connect", "is_active", "known_on_expr", "parse_column"]
+__all__ = ["Tables", "connect", "in_force", "is_active", "known_on_expr", "parse_column", "sql_str"]
 
 _MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _QUARTER_RE = r"^[0-9]{4}-Q[1-4]$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def sql_str(value: str | Path) -> str:
+    """A SQL string literal (single quotes doubled): paths and settings go into SQL only so."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def connect(settings: Settings | None = None) -> ibis.BaseBackend:
@@ -39,8 +44,8 @@ def connect(settings: Settings | None = None) -> ibis.BaseBackend:
     con = ibis.duckdb.connect()
     if settings is not None:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        con.raw_sql(f"SET temp_directory = '{settings.tmp_dir}'")
-        con.raw_sql(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
+        con.raw_sql(f"SET temp_directory = {sql_str(settings.tmp_dir)}")
+        con.raw_sql(f"SET memory_limit = {sql_str(settings.duckdb_memory_limit)}")
         if settings.duckdb_threads:
             con.raw_sql(f"SET threads = {int(settings.duckdb_threads)}")
     con.raw_sql("SET preserve_insertion_order = false")
@@ -114,11 +119,23 @@ def known_on_expr(t: ir.Table, schema: TableSchema) -> ir.DateValue:
     return col
 
 
+def in_force(t: ir.Table, at: dt.date | ir.DateValue) -> ir.BooleanValue:
+    """True for the rows of a clean table in force at ``at``: known on or before it
+    (``known_on``; null: always known) and not replaced by a later version known by then
+    (``superseded_on``, set for amended returns). ``at`` may be a column (many as-of dates)."""
+    d = at if isinstance(at, ir.Value) else ibis.literal(at)
+    known = t.known_on.isnull() | (t.known_on <= d)
+    if "superseded_on" not in t.columns:  # only versioned tables carry it
+        return known
+    return known & (t.superseded_on.isnull() | (t.superseded_on > d))
+
+
 @dataclass
 class Tables:
     """Clean, typed tables of one data folder on one Ibis backend.
 
-    ``tables``: present tables only, each typed per the schema plus ``known_on``.
+    ``tables``: present tables only, each typed per the schema plus ``known_on`` (and
+    ``superseded_on`` for versioned tables; see :func:`in_force`).
     ``source``: the data folder, when loaded from one.
     """
 
@@ -150,16 +167,18 @@ class Tables:
         return t.filter(is_active(t, as_of))
 
     def known(self, name: str, as_of: dt.date) -> ir.Table:
-        """Rows of ``name`` known at ``as_of`` (CONTRACT as-of rule)."""
+        """Rows of ``name`` known at ``as_of`` (CONTRACT as-of rule), latest version only."""
         t = self[name]
-        return t.filter(t.known_on.isnull() | (t.known_on <= ibis.literal(as_of)))
+        return t.filter(in_force(t, as_of))
 
     @classmethod
     def from_frames(cls, frames: Mapping[str, Any], con: ibis.BaseBackend | None = None) -> Tables:
         """Typed tables from in-memory frames, **without validation** (tests, tools).
 
         Each frame has the contract's columns as text or native types; columns are parsed
-        with :func:`parse_column` and ``known_on`` added. Use the loader for untrusted data.
+        with :func:`parse_column` and ``known_on`` added (``superseded_on`` null for versioned
+        tables: no versions).
+        Use the loader for untrusted data.
         """
         con = con or connect()
         out: dict[str, ir.Table] = {}
@@ -170,6 +189,8 @@ class Tables:
                 **{c.name: parse_column(raw[c.name], c.kind) for c in schema.columns}
             )
             typed = typed.mutate(known_on=known_on_expr(typed, schema))
+            if schema.versioned:
+                typed = typed.mutate(superseded_on=ibis.null("date"))
             out[name] = con.create_table(name, typed, overwrite=True)
         return cls(con=con, tables=out)
 
@@ -184,5 +205,8 @@ def empty_table(schema: TableSchema) -> ir.Table:
         "month": dt_.date,
         "quarter": dt_.date,
     }
-    cols = {c.name: types[c.kind] for c in schema.columns} | {"known_on": dt_.date}
+    cols = {c.name: types[c.kind] for c in schema.columns}
+    cols["known_on"] = dt_.date
+    if schema.versioned:
+        cols["superseded_on"] = dt_.date
     return ibis.memtable({k: [] for k in cols}, schema=cols)

@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from ..tables import Tables
+from ..tables import Tables, in_force
 
 __all__ = [
     "Context",
@@ -54,6 +54,16 @@ def defaults() -> dict[str, Any]:
 
 def threshold(name: str) -> float:
     return float(defaults()["thresholds"][name])
+
+
+def _known_at(t: ir.Table, as_of: ir.DateValue) -> list[ir.BooleanValue]:
+    """Join predicates of :func:`~taxrisk.features.tables.in_force` for a dated table: the
+    inequality stays its own predicate (so engines keep a range join), and the versions test
+    is added only for a table that has versions (only they carry ``superseded_on``)."""
+    preds = [t.known_on <= as_of]
+    if "superseded_on" in t.columns:
+        preds.append(t.superseded_on.isnull() | (t.superseded_on > as_of))
+    return preds
 
 
 @dataclass(frozen=True)
@@ -297,7 +307,7 @@ class Context:
             t = self.tables[name]
             g = self._grid(months)
             j = t.join(g, t[period] == g._period)
-            j = j.filter(j.known_on <= j.as_of).drop("_period")
+            j = j.filter(in_force(j, j.as_of)).drop("_period")
             return j
         return j.mutate(k=month_diff(j.m0, j[period])).drop("m0", f"lo_{months}")
 
@@ -311,7 +321,7 @@ class Context:
             t = t.filter(t[column] >= row[f"lo_{months}"])
             return t.cross_join(d).drop(f"lo_{months}")
         t = self.tables[name]
-        j = t.join(d, [t.known_on <= d.as_of, t[column] >= d[f"lo_{months}"]])
+        j = t.join(d, [*_known_at(t, d.as_of), t[column] >= d[f"lo_{months}"]])
         return j.drop(f"lo_{months}")
 
     def known_all(self, name: str) -> ir.Table:
@@ -320,4 +330,4 @@ class Context:
         if self.single is not None:
             return self.tables.known(name, self.single).cross_join(d)
         t = self.tables[name]
-        return t.join(d, [t.known_on <= d.as_of])
+        return t.join(d, _known_at(t, d.as_of))

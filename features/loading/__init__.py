@@ -1,0 +1,70 @@
+"""Loading a data folder: read every contract table, validate it, quarantine bad rows.
+
+:func:`load_folder` turns a data folder (CONTRACT section 1) into clean typed tables
+(:class:`~taxrisk.features.tables.Tables`) on a DuckDB connection, plus per-table counts.
+
+Reading
+    ``NAME.csv`` (UTF-8, a BOM is accepted, header row, every column read as text so that bad
+    values are seen rather than coerced away) or ``NAME.parquet`` (any column types; dates and
+    periods may be strings or date/timestamp types). The ``truth/`` subfolder is never read.
+    Unknown files are ignored with a note; unknown columns are left out of the clean table and
+    listed in :attr:`TableCounts.extra_columns`. A *nullable* contract column that is absent
+    from the file is read as all-null and listed in :attr:`TableCounts.missing_columns`; a
+    non-nullable one stops the run (:class:`~taxrisk.features.errors.MissingColumn`).
+
+Stop cases (a :class:`~taxrisk.features.errors.DataError`, one line naming file and column)
+    missing required table, both ``NAME.csv`` and ``NAME.parquet``, missing required column,
+    empty file, header-only *required* table, binary data posing as CSV, not UTF-8 (with the
+    ``iconv -f GBK`` hint), a malformed CSV line, an unreadable Parquet file. A header-only
+    *optional* table is treated as absent and reported in :attr:`LoadResult.missing_optional`.
+
+Rules (stable names; a row breaking several is quarantined under the first, in this order;
+within one rule, columns in schema order)
+    1. ``not_null``        a non-nullable column is null or blank
+    2. ``type``            a non-blank number does not parse (``float``/``int``; NaN and
+                           infinities count as unparsable; ``int`` accepts ``3.0``, not ``3.5``)
+    3. ``date_format``     a non-blank date is not ISO ``YYYY-MM-DD``
+    4. ``period_format``   a non-blank period is not ``YYYY-MM`` / ``YYYY-Qn``
+    5. ``allowed_values``  a value outside the column's allowed set
+    6. ``negative_value``  a negative value where the contract says it cannot be negative
+    7. ``duplicate_key``   the key (as typed values) is carried by more than one row that passed
+                           rules 1-6; every such row is quarantined, none trusted over another
+    8. ``foreign_key``     a reference does not resolve in the *clean* parent table (so a row
+                           whose parent was quarantined goes too); self references (units
+                           ``parent_id``, industries ``parent``) resolve within the table,
+                           cascading until stable. Invoice counterparties are not checked.
+
+Rows dated after ``as_of`` are *not* quarantined: they are used (kept in the clean table) and
+counted in :attr:`TableCounts.not_yet_known`; features see them only through
+``Tables.known(name, as_of)``.
+
+Invariant: ``rows_in == rows_used + sum(quarantined.values())`` for every table.
+
+Quarantine files (``quarantine_dir/<table>.csv``, only for tables with quarantined rows; stale
+files of other contract tables are removed): ``source_row`` (1-based position among the
+file's data rows; for a CSV without embedded line breaks, the line number minus one), ``rule``,
+``column`` (the offending column; the key columns joined by ``+`` for ``duplicate_key``),
+then every contract column: the original text for the offending column, the parsed value
+rendered as text for the others.
+
+Engine
+    Each table is read once into a materialised DuckDB table ``_stage_<name>`` (typed columns,
+    ``_check``: the index of the rule a row broke or null, ``_value``: the offending original
+    text); the key and foreign-key rules then mark rows in place; after counting and writing
+    the quarantine, the failing rows and the two bookkeeping columns are dropped, and the
+    clean table ``<name>`` is a view of the stage plus ``known_on``, so features never re-run
+    validation. The stage is a plain scan with insertion order preserved, so its ``rowid`` is
+    the source row. Load one folder per connection (names are fixed). All typing goes through
+    :func:`~taxrisk.features.tables.parse_column`; the checks are Ibis expressions; reading
+    files and the few set-level updates are DuckDB SQL kept in this module. Nothing is pulled
+    into pandas; writing the quarantine reads the failing rows only. Blank lines in a CSV are
+    skipped (they are not rows).
+"""
+
+from __future__ import annotations
+
+from .folder import LoadResult, TableCounts, load_folder
+from .reading import find_tables
+from .rules import RULES, RULES_VERSION
+
+__all__ = ["RULES", "RULES_VERSION", "LoadResult", "TableCounts", "find_tables", "load_folder"]

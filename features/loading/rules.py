@@ -1,0 +1,302 @@
+"""The quarantine rules, in their documented order (see :mod:`taxrisk.features.loading`).
+
+Row rules (1-6) are Ibis expressions evaluated in the one pass that stages a table; the set
+rules (7 ``duplicate_key``, 8 ``foreign_key``) and the versions of amended rows are DuckDB
+updates on the staged table, with quoted identifiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from ..schema import TableSchema
+from ..tables import parse_column
+from .reading import duckdb_message, ident
+
+__all__ = ["RULES", "RULES_VERSION", "Check", "StageError", "set_checks", "stage_table"]
+
+#: Rule names in the order they are applied (the first broken one is recorded).
+RULES: tuple[str, ...] = (
+    "not_null",
+    "type",
+    "date_format",
+    "period_format",
+    "allowed_values",
+    "negative_value",
+    "duplicate_key",
+    "foreign_key",
+)
+
+#: Bumped whenever a rule's meaning changes: a validated snapshot made under another version
+#: is not reused. 2: versions of amended rows (``TableSchema.versioned``).
+RULES_VERSION = 2
+
+_FORMAT_RULE = {
+    "float": "type",
+    "int": "type",
+    "date": "date_format",
+    "month": "period_format",
+    "quarter": "period_format",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: row-level rules in one pass, set-level rules as updates
+
+
+class StageError(Exception):
+    """Raised while staging; :func:`load_folder` turns it into :class:`TableUnreadable`."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    column: str
+    row_level: bool = True
+
+
+def _blank(col: ir.Value) -> ir.BooleanValue:
+    """Null, or text of spaces only. Only a string starting with a space or a control
+    character can be blank: that prefix test comes first (a CASE, so that DuckDB trims the few
+    candidate rows only)."""
+    if col.type().is_string():
+        return col.isnull() | ibis.ifelse(col < "!", col.strip() == "", False)
+    return col.isnull()
+
+
+def _typed(raw: ir.Table, schema: TableSchema) -> ir.Table:
+    """Level 1: per contract column ``c``: the parsed value (:func:`parse_column`; a blank
+    nullable text becomes null) and ``_r_c`` (the file's value, untouched). Parsed values of
+    rows that fail a check are never used, so NaN and infinities are left to the ``type``
+    check rather than nulled here."""
+    cols: dict[str, ir.Value] = {}
+    for c in schema.columns:
+        col = raw[c.name] if c.name in raw.columns else ibis.null("string")
+        is_str = col.type().is_string()
+        if c.kind == "int" and not col.type().is_integer():
+            # values a 64-bit integer cannot hold would make the cast fail: leave them unparsed
+            num = col.try_cast("float64") if is_str else col.cast("float64")
+            col_in = ibis.ifelse(num.abs() < 9.0e18, col, ibis.null(col.type()))
+        else:
+            col_in = col
+        try:
+            parsed = parse_column(col_in, c.kind)
+        except Exception as exc:  # ibis refuses casts it cannot type (lists, structs, ...)
+            raise StageError(f"column of type {col.type()} cannot hold a {c.kind}", c.name) from exc
+        if is_str and c.kind == "str" and c.nullable:
+            parsed = ibis.ifelse(_blank(col), ibis.null("string"), parsed)
+        cols[c.name] = parsed
+        cols[f"_r_{c.name}"] = col
+    return raw.select(**cols)
+
+
+def _row_checks(t: ir.Table, schema: TableSchema) -> list[tuple[Check, ir.BooleanValue]]:
+    """Level 2: the ordered row-level checks over the columns of :func:`_typed`.
+
+    No join may happen here: the stage must stay a plain scan so that DuckDB keeps file order
+    (a join, even a semi join, reorders rows, and ``rowid`` would no longer be the source row).
+    """
+    checks: list[tuple[Check, ir.BooleanValue]] = []
+    for c in schema.columns:
+        if not c.nullable:
+            checks.append((Check("not_null", c.name), _blank(t[f"_r_{c.name}"])))
+    for rule in ("type", "date_format", "period_format"):
+        for c in schema.columns:
+            if _FORMAT_RULE.get(c.kind) == rule:
+                bad = t[c.name].isnull()
+                if c.kind == "float":
+                    bad = bad | t[c.name].isnan() | t[c.name].isinf()
+                cond = ~_blank(t[f"_r_{c.name}"]) & bad
+                checks.append((Check(rule, c.name), cond))
+    for c in schema.columns:
+        if c.allowed is not None:
+            cond = t[c.name].notnull() & ~t[c.name].isin(c.allowed)
+            checks.append((Check("allowed_values", c.name), cond))
+    for c in schema.columns:
+        if c.nonneg:
+            checks.append((Check("negative_value", c.name), t[c.name] < 0))
+    return checks
+
+
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def _passes(t: ir.Table, schema: TableSchema) -> ir.BooleanValue:
+    """A cheap test that implies no row-level check fires (one comparison or two per column,
+    evaluated as one conjunction); rows failing it go through the ordered checks, which decide.
+
+    A finite number in range passes not_null, type and negative_value at once (``BETWEEN``
+    excludes infinities; NaN is tested apart); a text starting above a space is not blank; a
+    parsed date or period is not null.
+    """
+    terms: list[ir.BooleanValue] = []
+    for c in schema.columns:
+        v, r = t[c.name], t[f"_r_{c.name}"]
+        if c.kind == "str":
+            if c.allowed is not None:
+                term = v.isin(c.allowed) | v.isnull() if c.nullable else v.isin(c.allowed)
+            elif c.nullable:
+                continue
+            else:
+                term = (r >= "!") if r.type().is_string() else r.notnull()
+            terms.append(term)
+            continue
+        if c.kind == "float":
+            # NaN compares unreliably (seen: NaN from Parquet passing BETWEEN 0.0 AND max)
+            term = v.between(0.0 if c.nonneg else -_FLOAT_MAX, _FLOAT_MAX) & ~v.isnan()
+        elif c.kind == "int":
+            term = (v >= 0) if c.nonneg else v.notnull()
+        else:
+            term = v.notnull()
+        terms.append(term | r.isnull() if c.nullable else term)
+    ok: ir.BooleanValue = ibis.literal(True)
+    for term in terms:
+        ok = ok & term
+    return ok
+
+
+def stage_table(
+    con: ibis.BaseBackend, name: str, raw: ir.Table, schema: TableSchema
+) -> tuple[str, list[Check]]:
+    """Materialise ``_stage_<name>``: typed columns, ``_check`` (index of the first broken
+    rule, null when the row passes) and ``_value`` (original text of the offending column,
+    computed for failing rows only), and for a versioned table ``_superseded`` (null here; see
+    :func:`set_checks`). Row order = file order, so ``rowid`` is the 0-based source row."""
+    typed = _typed(raw, schema)
+    checks = _row_checks(typed, schema)
+    code = ibis.ifelse(
+        _passes(typed, schema),
+        ibis.null("int16"),
+        ibis.cases(*[(cond, i) for i, (_, cond) in enumerate(checks)], else_=None).cast("int16"),
+    )
+    checked = typed.select(
+        *schema.column_names,
+        *(f"_r_{c}" for c in schema.column_names),
+        _check=code,
+    )
+    value = ibis.cases(
+        (checked._check.isnull(), ibis.null("string")),  # most rows: stop at the first test
+        *[
+            (checked._check == i, checked[f"_r_{chk.column}"].cast("string"))
+            for i, (chk, _) in enumerate(checks)
+        ],
+        else_=ibis.null("string"),
+    )
+    extra = {"_superseded": ibis.null("date")} if schema.versioned else {}
+    staged = checked.select(*schema.column_names, "_check", _value=value, **extra)
+    stage = f"_stage_{name}"
+    con.raw_sql("SET preserve_insertion_order = true")
+    try:
+        con.create_table(stage, staged, overwrite=True)
+    except Exception as exc:
+        raise StageError(duckdb_message(exc)) from exc
+    finally:
+        con.raw_sql("SET preserve_insertion_order = false")
+    return stage, [chk for chk, _ in checks]
+
+
+def execute_count(con: ibis.BaseBackend, sql: str) -> int:
+    cur = con.raw_sql(sql)
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_checks(
+    con: ibis.BaseBackend,
+    stage: str,
+    schema: TableSchema,
+    checks: list[Check],
+    loaded: set[str],
+) -> None:
+    """Apply ``duplicate_key`` then ``foreign_key`` (other tables first, then self references,
+    cascading), in place, on rows still passing; then date the versions of a versioned table.
+
+    Versioned tables (``schema.versioned``: the returns, whose as-of column ``filed_on`` is not
+    part of the key): rows with the same key and different ``known_on`` are *versions* of one
+    record (an amended return, 更正申报), not duplicates. The duplicate rule then applies to
+    the key plus the as-of column: two versions filed the same day are duplicates and every row
+    carrying them is quarantined (none is trusted over another). Each version left is in force
+    from its ``known_on`` until the next version of its key is known (``_superseded``; null for
+    the latest), so at any as-of date exactly the latest version known then is used, and a
+    later amendment never removes the original from a date before it was filed.
+    """
+    st = ident(stage)
+    key = schema.key
+    dup_key = (*key, schema.known_on.column) if schema.versioned else key
+    dup_idx = len(checks)
+    checks.append(Check("duplicate_key", "+".join(c for c in dup_key if c), row_level=False))
+    _mark_duplicates(con, st, tuple(c for c in dup_key if c), dup_idx)
+    fks = sorted(
+        (fk for fk in schema.foreign_keys if fk.ref_table in loaded | {schema.name}),
+        key=lambda fk: fk.ref_table == schema.name,
+    )
+    for fk in fks:
+        idx = len(checks)
+        checks.append(Check("foreign_key", "+".join(fk.columns), row_level=False))
+        parent = ident(f"_stage_{fk.ref_table}")
+        match = " AND ".join(
+            f"p.{ident(rc)} = {st}.{ident(c)}"
+            for c, rc in zip(fk.columns, fk.ref_columns, strict=True)
+        )
+        present = " AND ".join(f"{st}.{ident(c)} IS NOT NULL" for c in fk.columns)
+        # another table's stage holds its clean rows only; our own still has every row
+        if fk.ref_table == schema.name:
+            match = f"p._check IS NULL AND {match}"
+        sql = (
+            f"UPDATE {st} SET _check = {idx} WHERE _check IS NULL AND {present} AND NOT EXISTS "
+            f"(SELECT 1 FROM {parent} p WHERE {match})"
+        )
+        # a self reference cascades: repeat until no row changes
+        while execute_count(con, sql) and fk.ref_table == schema.name:
+            pass
+    if schema.versioned:
+        _date_versions(con, st, schema, dup_idx)
+
+
+def _candidates(st: str, key_list: str, where: str) -> str:
+    """Hashes of keys carried by more than one row (a cheap first pass on one 64-bit hash of
+    the key; the exact pass runs only on these)."""
+    return f"SELECT hash({key_list}) AS h FROM {st} WHERE {where} GROUP BY h HAVING count(*) > 1"
+
+
+def _mark_duplicates(con: ibis.BaseBackend, st: str, key: tuple[str, ...], idx: int) -> None:
+    key_list = ", ".join(ident(k) for k in key)
+    candidates = _candidates(st, key_list, "_check IS NULL")
+    if not execute_count(con, f"SELECT count(*) FROM ({candidates})"):
+        return
+    join = " AND ".join(f"{st}.{ident(k)} = d.{ident(k)}" for k in key)
+    con.raw_sql(
+        f"UPDATE {st} SET _check = {idx} FROM (SELECT {key_list} FROM {st} "
+        f"WHERE _check IS NULL AND hash({key_list}) IN ({candidates}) "
+        f"GROUP BY {key_list} HAVING count(*) > 1) d WHERE {st}._check IS NULL AND {join}"
+    )
+
+
+def _date_versions(con: ibis.BaseBackend, st: str, schema: TableSchema, dup_idx: int) -> None:
+    """Set ``_superseded`` of each clean row that has a later version: the next later
+    ``known_on`` among the rows of its key that passed the row rules (duplicates included: a
+    conflicting amendment still withdraws the version before it, from the day it was filed)."""
+    known = schema.known_on.column
+    assert known is not None and not schema.known_on.period_end
+    key_list = ", ".join(ident(k) for k in schema.key)
+    versions = f"(_check IS NULL OR _check = {dup_idx})"
+    candidates = _candidates(st, key_list, versions)
+    if not execute_count(con, f"SELECT count(*) FROM ({candidates})"):
+        return
+    k = ident(known)
+    join = " AND ".join(f"{st}.{ident(c)} = n.{ident(c)}" for c in schema.key)
+    con.raw_sql(
+        f"UPDATE {st} SET _superseded = n.nxt FROM ("
+        f"SELECT {key_list}, k, lead(k) OVER (PARTITION BY {key_list} ORDER BY k) AS nxt FROM ("
+        f"SELECT DISTINCT {key_list}, {k} AS k FROM {st} WHERE {versions} "
+        f"AND hash({key_list}) IN ({candidates}))) n "
+        f"WHERE {st}._check IS NULL AND n.nxt IS NOT NULL AND {join} AND {st}.{k} = n.k"
+    )
