@@ -208,7 +208,7 @@ def run_scoring(
     ``matrix``: the feature matrix as of ``as_of`` when already built (benchmarks); by default
     it is built from the data folder.
     """
-    from taxrisk.features.loading import load_folder
+    from taxrisk.features.loading import load_validated
     from taxrisk.features.matrix import build_matrix
     from taxrisk.features.tables import connect
 
@@ -227,7 +227,13 @@ def run_scoring(
     clock.stage("load")
     report(progress, "load data folder", 0, 1)
     fingerprint = data_fingerprint(data_dir)
-    loaded = load_folder(data_dir, con=connect(settings), as_of=as_of, progress=progress)
+    loaded = load_validated(
+        data_dir,
+        snapshots=settings.snapshots_dir,
+        con=connect(settings),
+        as_of=as_of,
+        progress=progress,
+    )
     tables = loaded.tables
     model = _load_model(settings, model_uri)
     version = model.version or "unregistered"

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         return self.root / "quarantine"
 
     @property
+    def snapshots_dir(self) -> Path:
+        """Validated snapshots of data folders (``taxrisk.features.loading.load_validated``)."""
+        return self.root / "snapshots"
+
+    @property
     def reports_dir(self) -> Path:
         return self.root / "reports"
 
@@ -97,6 +102,7 @@ class Settings(BaseSettings):
             self.root,
             self.quality_dir,
             self.quarantine_dir,
+            self.snapshots_dir,
             self.reports_dir,
             self.optuna_dir,
             self.tmp_dir,

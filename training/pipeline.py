@@ -158,7 +158,7 @@ def train(
     """
     import mlflow
     from mlflow import MlflowClient
-    from taxrisk.features.loading import load_folder
+    from taxrisk.features.loading import load_validated
 
     from . import tracking
 
@@ -169,7 +169,9 @@ def train(
     data_dir = Path(data_dir)
     settings.ensure_workspace()
 
-    loaded = load_folder(data_dir, con=_engine(), as_of=as_of, progress=progress)
+    loaded = load_validated(
+        data_dir, snapshots=settings.snapshots_dir, con=_engine(), as_of=as_of, progress=progress
+    )
     timings["load"] = time.perf_counter() - t0
     want_ipw = cfg.bias_method in ("ipw", "auto")
     source = (

@@ -66,5 +66,16 @@ from __future__ import annotations
 from .folder import LoadResult, TableCounts, load_folder
 from .reading import find_tables
 from .rules import RULES, RULES_VERSION
+from .snapshot import Snapshot, fingerprint, load_validated
 
-__all__ = ["RULES", "RULES_VERSION", "LoadResult", "TableCounts", "find_tables", "load_folder"]
+__all__ = [
+    "RULES",
+    "RULES_VERSION",
+    "LoadResult",
+    "Snapshot",
+    "TableCounts",
+    "find_tables",
+    "fingerprint",
+    "load_folder",
+    "load_validated",
+]

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
@@ -19,6 +20,9 @@ from ..tables import Tables, connect, known_on_expr
 from .quarantine import count_rows, remove_stale, write_quarantine
 from .reading import find_tables, ident, register_raw
 from .rules import StageError, execute_count, set_checks, stage_table
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 __all__ = ["LoadResult", "TableCounts", "load_folder"]
 
@@ -67,6 +71,8 @@ class LoadResult:
 
     ``tables``: clean typed tables (present tables only). ``counts``: per present table.
     ``missing_optional``: optional tables absent (or header-only) in the folder.
+    ``snapshot``: the validated snapshot the tables are read from (``load_validated``), or
+    ``None`` for tables validated into the connection (``load_folder``).
     """
 
     tables: Tables
@@ -74,6 +80,7 @@ class LoadResult:
     missing_optional: list[str]
     as_of: dt.date | None = None
     notes: list[str] = field(default_factory=list)
+    snapshot: Snapshot | None = None
 
 
 def clean_view(con: ibis.BaseBackend, name: str, stage: str, schema: TableSchema) -> ir.Table:

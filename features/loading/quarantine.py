@@ -81,21 +81,17 @@ def count_rows(
 def as_of_counts(clean: ir.Table, as_of: dt.date | None) -> tuple[int, int]:
     """(rows not yet known, rows superseded by a later version) of a *clean* table at
     ``as_of``: the two counts of :class:`Tally` that depend on the date."""
-    at = ibis.literal(as_of) if as_of is not None else None
-    late = (clean.known_on > at) if at is not None else ibis.literal(False)
-    sup: ir.BooleanValue = ibis.literal(False)
+    aggs: dict[str, ir.Scalar] = {"_n": clean.count()}
+    if as_of is not None:
+        late = clean.known_on.notnull() & (clean.known_on > ibis.literal(as_of))
+        aggs["_late"] = late.cast("int64").sum()
     if "superseded_on" in clean.columns:
         sup = clean.superseded_on.notnull()
-        if at is not None:
-            sup = sup & (clean.superseded_on <= at)
-    row = (
-        clean.aggregate(
-            _late=late.fill_null(False).cast("int64").sum(), _sup=sup.cast("int64").sum()
-        )
-        .to_pyarrow()
-        .to_pylist()[0]
-    )
-    return int(row["_late"] or 0), int(row["_sup"] or 0)
+        if as_of is not None:
+            sup = sup & (clean.superseded_on <= ibis.literal(as_of))
+        aggs["_sup"] = sup.cast("int64").sum()
+    row = clean.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    return int(row.get("_late") or 0), int(row.get("_sup") or 0)
 
 
 def _as_date(value: object) -> dt.date | None:

@@ -26,6 +26,19 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log detai
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # one plain line saying where the data came from ("using validated snapshot ...")
+    announce = logging.getLogger("taxrisk.features.loading.snapshot")
+    if not any(isinstance(h, _ConsoleLine) for h in announce.handlers):
+        announce.addHandler(_ConsoleLine())
+        announce.setLevel(logging.INFO)
+        announce.propagate = False
+
+
+class _ConsoleLine(logging.Handler):
+    """A log record as one plain line on the console (stderr, resolved when printing)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(record.getMessage(), markup=False, soft_wrap=True, highlight=False)
 
 
 def parse_date(value: str, option: str = "--as-of") -> dt.date:

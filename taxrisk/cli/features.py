@@ -47,7 +47,7 @@ def features(
     switched off because an optional table is missing.
     """
     from taxrisk.features.catalog import CATALOG
-    from taxrisk.features.loading import load_folder
+    from taxrisk.features.loading import load_validated
     from taxrisk.features.matrix import build_matrix
     from taxrisk.features.tables import connect
     from taxrisk.settings import get_settings
@@ -63,7 +63,13 @@ def features(
     con = connect(settings)
     with progress() as bar:
         cb = ProgressBar(bar)
-        loaded = load_folder(data_dir.resolve(), con=con, as_of=as_of_date, progress=cb)
+        loaded = load_validated(
+            data_dir.resolve(),
+            snapshots=settings.snapshots_dir,
+            con=con,
+            as_of=as_of_date,
+            progress=cb,
+        )
         matrix = build_matrix(loaded.tables, as_of_date, progress=cb)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = matrix.reset_index()

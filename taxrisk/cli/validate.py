@@ -33,10 +33,12 @@ def validate(
     Reads every contract table (CSV or Parquet), quarantines the rows that break a rule
     (one file per table under the workspace's quarantine/<folder>/), and writes
     quality/<folder>/report.html (for people) and report.json (for scripts) under
-    TAXRISK_WORKSPACE. Exit 0 when every table is usable, even with quarantined rows;
+    TAXRISK_WORKSPACE. It also writes a clean, typed snapshot of the folder
+    (snapshots/<folder>-<hash>/<fingerprint>/) that features, train, score and the service
+    reuse while the folder's files are unchanged. Exit 0 when every table is usable, even with quarantined rows;
     exit 1 with one line naming the file and column when a table is unusable.
     """
-    from taxrisk.features.loading import load_folder
+    from taxrisk.features.loading import load_validated
     from taxrisk.features.quality import build_report, write_report
     from taxrisk.features.tables import connect
     from taxrisk.settings import get_settings
@@ -47,12 +49,14 @@ def validate(
     folder = data_dir.resolve()
     con = connect(settings)
     with progress() as bar:
-        result = load_folder(
+        result = load_validated(
             folder,
+            snapshots=settings.snapshots_dir,
             con=con,
             as_of=as_of_date,
             quarantine_dir=settings.quarantine_dir / folder.name,
             progress=ProgressBar(bar),
+            fresh=True,  # the explicit check: always validate, and rewrite the snapshot
         )
         report = build_report(result, as_of=as_of_date)
     html_path, json_path = write_report(report, settings.quality_dir / folder.name)
