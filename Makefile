@@ -31,15 +31,17 @@ demo: setup ## demo city end to end (generate, validate, features, train, score,
 	DEMO_DIR=$(DEMO_DIR) DEMO_TAXPAYERS=$(DEMO_TAXPAYERS) DEMO_MONTHS=$(DEMO_MONTHS) DEMO_SEED=$(DEMO_SEED) \
 	DEMO_END=$(DEMO_END) DEMO_ASOF=$(DEMO_ASOF) DEMO_TRIALS=$(DEMO_TRIALS) scripts/demo.sh
 
-test: setup-test ## lint, type-check and run the whole test suite
+test: setup-test ## lint, import contracts, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/mypy taxrisk features training serving experiments
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: ## ruff lint and format check
+lint: ## ruff lint and format check, import-linter contracts (lint-imports; see pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/lint_imports.py
 
 format: ## ruff fix and format
 	$(BIN)/ruff check --fix .
@@ -54,4 +56,4 @@ bench: setup ## benchmarks (see experiments/README.md); BENCH_DIR=data folder
 	$(BIN)/python experiments/bench_features.py $(or $(BENCH_DIR),/work/data/city-1m)
 
 clean: ## remove the workspace, demo data and caches (not .venv)
-	rm -rf taxrisk-workspace taxrisk-demo test-artifacts data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf taxrisk-workspace taxrisk-demo test-artifacts data .pytest_cache .mypy_cache .ruff_cache .grimp_cache

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 from taxrisk.features.loading import find_tables, load_folder
-from taxrisk.features.matrix import _build, build_matrices
+from taxrisk.features.matrix import build_matrices, build_with_timings
 from taxrisk.features.schema import SCHEMAS
 from taxrisk.features.tables import connect
 
@@ -81,7 +81,7 @@ def run(folder: Path, as_of: dt.date | None, batch: bool) -> dict[str, Any]:
     out["load_s"] = round(time.perf_counter() - t0, 2)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    matrix, off = _build(loaded.tables, [as_of], None, timings)
+    matrix, off = build_with_timings(loaded.tables, [as_of], timings)
     build_s = time.perf_counter() - t0
     out |= {
         "build_matrix_s": round(build_s, 2),

@@ -427,3 +427,11 @@ def feature_columns(matrix: pd.DataFrame) -> list[str]:
         if c not in CATEGORICAL and c != "as_of" and pd.api.types.is_numeric_dtype(matrix[c])
     ]
     return cats + num
+
+
+def build_with_timings(
+    tables: Tables, as_ofs: Sequence[dt.date], timings: dict[str, float]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The matrix frame (``as_of`` and ``taxpayer_id`` as columns) and the indicators switched
+    off, filling ``timings`` with seconds per stage (for ``experiments/bench_features.py``)."""
+    return _build(tables, as_ofs, None, timings)
