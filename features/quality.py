@@ -8,7 +8,8 @@ and a self-contained ``report.html``):
 
 ``tables``         per present table: ``rows_in``, ``rows_used``, ``quarantined`` (rule ->
                    rows), ``rows_quarantined``, ``not_yet_known`` (used rows known after the
-                   as-of date), ``null_rates`` (column -> share of used rows that are null, in
+                   as-of date), ``superseded`` (used rows replaced by a later version, an
+                   amended return, known at the as-of date), ``null_rates`` (column -> share of used rows that are null, in
                    [0, 1]), ``ranges`` (date/period column -> ``{"min", "max"}``, ISO dates,
                    periods as ``YYYY-MM`` / ``YYYY-Qn``), extra and missing columns, the
                    quarantine file.
@@ -339,6 +340,7 @@ def build_report(result: LoadResult, as_of: dt.date | None = None) -> dict[str, 
             "rows_quarantined": c.rows_quarantined,
             "quarantined": {r: c.quarantined[r] for r in RULES if r in c.quarantined},
             "not_yet_known": c.not_yet_known,
+            "superseded": c.superseded,
             "null_rates": prof["null_rates"],
             "ranges": prof["ranges"],
             "extra_columns": list(c.extra_columns),

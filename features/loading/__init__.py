@@ -2,6 +2,13 @@
 
 :func:`load_folder` turns a data folder (CONTRACT section 1) into clean typed tables
 (:class:`~taxrisk.features.tables.Tables`) on a DuckDB connection, plus per-table counts.
+:func:`load_validated` does the same once per folder and keeps the result as a validated
+snapshot that later commands reuse (:mod:`.snapshot`).
+
+Modules, one concept each: :mod:`.reading` (finding files, format sniffing, encodings,
+headers), :mod:`.rules` (the quarantine rules in their order, and versions), :mod:`.quarantine`
+(counts and quarantine files), :mod:`.folder` (:func:`load_folder`), :mod:`.snapshot`
+(validate once).
 
 Reading
     ``NAME.csv`` (UTF-8, a BOM is accepted, header row, every column read as text so that bad
@@ -28,11 +35,25 @@ within one rule, columns in schema order)
     5. ``allowed_values``  a value outside the column's allowed set
     6. ``negative_value``  a negative value where the contract says it cannot be negative
     7. ``duplicate_key``   the key (as typed values) is carried by more than one row that passed
-                           rules 1-6; every such row is quarantined, none trusted over another
+                           rules 1-6; every such row is quarantined, none trusted over another.
+                           For the returns (``TableSchema.versioned``) the key is taken with
+                           ``filed_on``: a later filing for the same key is an amendment, a
+                           *version*, not a duplicate (see *Versions* below)
     8. ``foreign_key``     a reference does not resolve in the *clean* parent table (so a row
                            whose parent was quarantined goes too); self references (units
                            ``parent_id``, industries ``parent``) resolve within the table,
                            cascading until stable. Invoice counterparties are not checked.
+
+Versions (point in time, for the returns)
+    The rules run once over every row, so no rule may let a row filed later decide the fate
+    of a row known earlier. An amended return (same key, later ``filed_on``) therefore does
+    not quarantine the original: both are kept, and the clean table's ``superseded_on`` says
+    from when the original is replaced. :func:`~taxrisk.features.tables.in_force` (used by
+    ``Tables.known`` and the feature windows) keeps, at each as-of date, the latest version
+    known then. Two versions filed the same day conflict: both are quarantined
+    (``duplicate_key``), and the version before them stops on that day. Every other table's
+    as-of date is part of its key or is a registry/case id, so a duplicate is never split
+    over time and the rule stays as the contract says.
 
 Rows dated after ``as_of`` are *not* quarantined: they are used (kept in the clean table) and
 counted in :attr:`TableCounts.not_yet_known`; features see them only through
@@ -58,7 +79,8 @@ Engine
     :func:`~taxrisk.features.tables.parse_column`; the checks are Ibis expressions; reading
     files and the few set-level updates are DuckDB SQL kept in this module. Nothing is pulled
     into pandas; writing the quarantine reads the failing rows only. Blank lines in a CSV are
-    skipped (they are not rows).
+    skipped (they are not rows). Every path and identifier goes into SQL quoted
+    (:func:`~taxrisk.features.tables.sql_str`, :func:`.reading.ident`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from factory import world_frames, write_world
 from loading_world import base_world, quarantine_rows, write_folder
 from taxrisk.features.loading import load_folder
 from taxrisk.features.matrix import build_matrices, build_matrix
+from taxrisk.features.quality import build_report
 
 D1 = dt.date(2023, 9, 15)  # information date 2023-08-31: the original is known, not the amendment
 D2 = dt.date(2023, 12, 15)  # information date 2023-11-30: the amendment is known
@@ -54,6 +55,8 @@ def test_amended_return_is_a_version_not_a_duplicate(tmp_path: Path) -> None:
     assert t1_feb(dt.date(2024, 5, 1)) == [float(original["sales"])]
     assert t1_feb(dt.date(2024, 5, 2)) == [1500.0]
     assert t1_feb(dt.date(2025, 1, 1)) == [1500.0]
+    report = build_report(result, as_of=dt.date(2024, 6, 30))
+    assert report["tables"]["vat_returns"]["superseded"] == 1
     # without an as-of date every replaced version is counted
     assert load_folder(write_folder(tmp_path / "e", world)).counts["vat_returns"].superseded == 1
 
@@ -64,9 +67,10 @@ def test_two_versions_filed_the_same_day_are_duplicates(tmp_path: Path) -> None:
     world = base_world()
     original = world["vat_returns"][1]
     world["vat_returns"] += [_amendment(original), {**_amendment(original), "sales": "1600"}]
-    result = load_folder(write_folder(tmp_path / "d", world), quarantine_dir=tmp_path / "q")
+    q = tmp_path / "quarantine o'k"  # a quote and a space: SQL quoting of paths
+    result = load_folder(write_folder(tmp_path / "d it's", world), quarantine_dir=q)
     assert result.counts["vat_returns"].quarantined == {"duplicate_key": 2}
-    rows = quarantine_rows(tmp_path / "q" / "vat_returns.csv")
+    rows = quarantine_rows(q / "vat_returns.csv")
     assert [r["filed_on"] for r in rows] == ["2024-05-02", "2024-05-02"]
     t = result.tables.known("vat_returns", dt.date(2024, 4, 1))
     assert (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import ibis
 import pandas as pd
@@ -110,3 +111,36 @@ def test_active_at_a_date_ignores_future_deregistration() -> None:
     tables = Tables.from_frames({"taxpayers": frame})
     active = set(tables.active(dt.date(2024, 6, 30)).execute()["taxpayer_id"])
     assert active == {"old", "leaving"}
+
+
+def test_connect_quotes_the_temp_path(tmp_path: Path) -> None:
+    """Settings reach DuckDB as quoted literals: a workspace path with a quote and a space."""
+    from taxrisk.features.tables import connect
+
+    from taxrisk.settings import get_settings
+
+    settings = get_settings(workspace=tmp_path / "work space o'brien")
+    con = connect(settings)
+    got = con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert got == str(settings.tmp_dir)
+    assert settings.tmp_dir.is_dir()
+
+
+def test_in_force_keeps_the_latest_version_known() -> None:
+    from taxrisk.features.tables import in_force
+
+    t = ibis.memtable(
+        {
+            "v": [1, 2, 3],
+            "known_on": [dt.date(2024, 1, 10), dt.date(2024, 3, 5), None],
+            "superseded_on": [dt.date(2024, 3, 5), None, None],
+        }
+    )
+
+    def at(d: dt.date) -> list[int]:
+        return sorted(t.filter(in_force(t, d)).v.to_pyarrow().to_pylist())
+
+    assert at(dt.date(2024, 1, 9)) == [3]
+    assert at(dt.date(2024, 1, 10)) == [1, 3]
+    assert at(dt.date(2024, 3, 4)) == [1, 3]
+    assert at(dt.date(2024, 3, 5)) == [2, 3]
