@@ -113,6 +113,7 @@ def load_folder(
     as_of: dt.date | None = None,
     quarantine_dir: Path | None = None,
     progress: ProgressFn | None = None,
+    profile: bool = True,
 ) -> LoadResult:
     """Read, validate and materialise every contract table of a data folder.
 
@@ -120,6 +121,8 @@ def load_folder(
     ``as_of``: rows known after this date are counted in ``not_yet_known`` (not quarantined).
     ``quarantine_dir``: where to write ``<table>.csv`` of quarantined rows (none if ``None``).
     ``progress``: called as ``progress("load tables", done, total)``.
+    ``profile``: gather the used rows' null counts and date ranges (``False``: left empty,
+    for :func:`~taxrisk.features.loading.load_validated`, which reads them from its snapshot).
 
     Raises a :class:`~taxrisk.features.errors.DataError` subclass when a table is unusable.
     """
@@ -178,7 +181,7 @@ def load_folder(
         t1 = time.perf_counter()
         set_checks(con, stage, schema, checks, loaded=set(counts))
         t2 = time.perf_counter()
-        tally = count_rows(con, stage, schema, checks, as_of)
+        tally = count_rows(con, stage, schema, checks, as_of, profile=profile)
         rows_in, used, quarantined = tally.rows_in, tally.used, tally.quarantined
         tc = TableCounts(
             table=name,

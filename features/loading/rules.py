@@ -230,10 +230,19 @@ def set_checks(
     """
     st = ident(stage)
     key = schema.key
-    dup_key = (*key, schema.known_on.column) if schema.versioned else key
+    dup_key = tuple(c for c in (*key, schema.known_on.column if schema.versioned else None) if c)
     dup_idx = len(checks)
-    checks.append(Check("duplicate_key", "+".join(c for c in dup_key if c), row_level=False))
-    _mark_duplicates(con, st, tuple(c for c in dup_key if c), dup_idx)
+    checks.append(Check("duplicate_key", "+".join(dup_key), row_level=False))
+    # One pass over the whole table: hashes of keys carried by more than one passing row. Both
+    # duplicates and versions are among them; the exact work runs on those rows only.
+    key_list = ", ".join(ident(k) for k in key)
+    cand = ident(f"_cand_{stage}")
+    con.raw_sql(
+        f"CREATE OR REPLACE TEMP TABLE {cand} AS {_candidates(st, key_list, '_check IS NULL')}"
+    )
+    multi = execute_count(con, f"SELECT count(*) FROM {cand}") > 0
+    if multi:
+        _mark_duplicates(con, st, dup_key, dup_idx, f"hash({key_list}) IN (SELECT h FROM {cand})")
     fks = sorted(
         (fk for fk in schema.foreign_keys if fk.ref_table in loaded | {schema.name}),
         key=lambda fk: fk.ref_table == schema.name,
@@ -257,8 +266,9 @@ def set_checks(
         # a self reference cascades: repeat until no row changes
         while execute_count(con, sql) and fk.ref_table == schema.name:
             pass
-    if schema.versioned:
-        _date_versions(con, st, schema, dup_idx)
+    if schema.versioned and multi:
+        _date_versions(con, st, schema, dup_idx, f"hash({key_list}) IN (SELECT h FROM {cand})")
+    con.raw_sql(f"DROP TABLE IF EXISTS {cand}")
 
 
 def _candidates(st: str, key_list: str, where: str) -> str:
@@ -267,36 +277,36 @@ def _candidates(st: str, key_list: str, where: str) -> str:
     return f"SELECT hash({key_list}) AS h FROM {st} WHERE {where} GROUP BY h HAVING count(*) > 1"
 
 
-def _mark_duplicates(con: ibis.BaseBackend, st: str, key: tuple[str, ...], idx: int) -> None:
+def _mark_duplicates(
+    con: ibis.BaseBackend, st: str, key: tuple[str, ...], idx: int, among: str
+) -> None:
+    """Quarantine every passing row whose ``key`` is carried by another, among the rows
+    selected by ``among`` (a superset of them: the candidates of the first pass)."""
     key_list = ", ".join(ident(k) for k in key)
-    candidates = _candidates(st, key_list, "_check IS NULL")
-    if not execute_count(con, f"SELECT count(*) FROM ({candidates})"):
-        return
     join = " AND ".join(f"{st}.{ident(k)} = d.{ident(k)}" for k in key)
     con.raw_sql(
         f"UPDATE {st} SET _check = {idx} FROM (SELECT {key_list} FROM {st} "
-        f"WHERE _check IS NULL AND hash({key_list}) IN ({candidates}) "
+        f"WHERE _check IS NULL AND {among} "
         f"GROUP BY {key_list} HAVING count(*) > 1) d WHERE {st}._check IS NULL AND {join}"
     )
 
 
-def _date_versions(con: ibis.BaseBackend, st: str, schema: TableSchema, dup_idx: int) -> None:
+def _date_versions(
+    con: ibis.BaseBackend, st: str, schema: TableSchema, dup_idx: int, among: str
+) -> None:
     """Set ``_superseded`` of each clean row that has a later version: the next later
     ``known_on`` among the rows of its key that passed the row rules (duplicates included: a
-    conflicting amendment still withdraws the version before it, from the day it was filed)."""
+    conflicting amendment still withdraws the version before it, from the day it was filed).
+    ``among``: selects a superset of the keys with more than one row."""
     known = schema.known_on.column
     assert known is not None and not schema.known_on.period_end
     key_list = ", ".join(ident(k) for k in schema.key)
-    versions = f"(_check IS NULL OR _check = {dup_idx})"
-    candidates = _candidates(st, key_list, versions)
-    if not execute_count(con, f"SELECT count(*) FROM ({candidates})"):
-        return
     k = ident(known)
     join = " AND ".join(f"{st}.{ident(c)} = n.{ident(c)}" for c in schema.key)
     con.raw_sql(
         f"UPDATE {st} SET _superseded = n.nxt FROM ("
         f"SELECT {key_list}, k, lead(k) OVER (PARTITION BY {key_list} ORDER BY k) AS nxt FROM ("
-        f"SELECT DISTINCT {key_list}, {k} AS k FROM {st} WHERE {versions} "
-        f"AND hash({key_list}) IN ({candidates}))) n "
+        f"SELECT DISTINCT {key_list}, {k} AS k FROM {st} "
+        f"WHERE (_check IS NULL OR _check = {dup_idx}) AND {among})) n "
         f"WHERE {st}._check IS NULL AND n.nxt IS NOT NULL AND {join} AND {st}.{k} = n.k"
     )

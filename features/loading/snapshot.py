@@ -152,6 +152,11 @@ def _write(result: LoadResult, folder: Path, fp: str, target: Path) -> dt.dateti
         out = partial / f"{name}.parquet"
         view = ident(name)
         con.raw_sql(f"COPY (SELECT * FROM {view}) TO {sql_str(out)} (FORMAT parquet)")
+        c = result.counts[name]
+        if not c.null_counts and c.rows_used:
+            c.null_counts, c.ranges = _profile(con, out, name)
+        elif not c.rows_used:
+            c.null_counts = {col.name: 0 for col in SCHEMAS[name].columns}
     created = dt.datetime.now(dt.UTC)
     manifest = {
         "fingerprint": fp,
@@ -174,6 +179,29 @@ def _write(result: LoadResult, folder: Path, fp: str, target: Path) -> dt.dateti
             raise
     _prune(target.parent, keep=target.name)
     return created
+
+
+def _profile(
+    con: ibis.BaseBackend, file: Path, name: str
+) -> tuple[dict[str, int], dict[str, tuple[dt.date | None, dt.date | None]]]:
+    """Null counts and date ranges of the used rows, from the written file's statistics (the
+    file holds exactly the used rows): the same figures as ``count_rows``, without a pass."""
+    rows = con.raw_sql(
+        "SELECT path_in_schema, sum(stats_null_count), min(stats_min_value), "
+        f"max(stats_max_value) FROM parquet_metadata({sql_str(file)}) GROUP BY 1"
+    ).fetchall()
+    stats = {r[0]: r[1:] for r in rows}
+    nulls: dict[str, int] = {}
+    ranges: dict[str, tuple[dt.date | None, dt.date | None]] = {}
+    for col in SCHEMAS[name].columns:
+        n_null, lo, hi = stats[col.name]
+        nulls[col.name] = int(n_null or 0)
+        if col.kind in ("date", "month", "quarter"):
+            ranges[col.name] = (
+                dt.date.fromisoformat(lo) if lo else None,
+                dt.date.fromisoformat(hi) if hi else None,
+            )
+    return nulls, ranges
 
 
 def _prune(parent: Path, keep: str) -> None:
@@ -278,7 +306,12 @@ def load_validated(
         announce.info("%s", result.snapshot.describe())
         return result
     validated = load_folder(
-        folder, con=con, as_of=as_of, quarantine_dir=quarantine_dir, progress=progress
+        folder,
+        con=con,
+        as_of=as_of,
+        quarantine_dir=quarantine_dir,
+        progress=progress,
+        profile=False,
     )
     report(progress, "write validated snapshot", 0, 1)
     _write(validated, folder, fp, target)
