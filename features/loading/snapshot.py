@@ -305,13 +305,9 @@ def load_validated(
         assert result.snapshot is not None
         announce.info("%s", result.snapshot.describe())
         return result
+    # the date-dependent counts are taken from the snapshot below (_open), as when reused
     validated = load_folder(
-        folder,
-        con=con,
-        as_of=as_of,
-        quarantine_dir=quarantine_dir,
-        progress=progress,
-        profile=False,
+        folder, con=con, quarantine_dir=quarantine_dir, progress=progress, profile=False
     )
     report(progress, "write validated snapshot", 0, 1)
     _write(validated, folder, fp, target)
