@@ -2,8 +2,9 @@
 
 Steps (each reported to ``progress``):
 
-1. load the folder (:func:`taxrisk.features.loading.load_folder`) and build the point-in-time
-   training set (:func:`~taxrisk.training.dataset.build_training_set`);
+1. load the folder (:func:`taxrisk.features.loading.load_validated`: its validated snapshot
+   when one matches) and build the point-in-time training set
+   (:func:`~taxrisk.training.dataset.build_training_set`);
 2. split by time (:func:`~taxrisk.training.validation.time_split`);
 3. selection-bias weights (:mod:`~taxrisk.training.bias`) when configured;
 4. tune both LightGBM models with Optuna on the training part (:mod:`~.tuning`);
