@@ -182,7 +182,10 @@ def _drift(ch: Chunk, w: np.ndarray, eligible: np.ndarray, damp_i: np.ndarray) -
         rng = ch.rng(20)
         d0 = max(0, months - st.drift_months)
         s1 = tp["scheme1"]
-        movable = (s1 >= 0) & ~np.isin(s1, [S["quota_exceed"], S["shell_invoicing"]])
+        # quota evaders and shells live by their scheme; an equity transfer is a one-off
+        # event drawn from the scheme's months, so stopping it would rewrite the history
+        fixed = [S["quota_exceed"], S["shell_invoicing"], S["equity_transfer"]]
+        movable = (s1 >= 0) & ~np.isin(s1, fixed) & ~np.isin(tp["scheme2"], fixed)
         stop = movable & (rng.random(n) < st.drift_stop)
         mo["on1"][stop, d0:] = False
         mo["on2"][stop, d0:] = False
