@@ -1,7 +1,9 @@
 """How rankings are judged (CONTRACT section 4), and the ranking metrics used in validation.
 
 This is the ONLY module that reads ``truth/``; the pure metrics on arrays it builds on live in
-:mod:`taxrisk.training.metrics`.
+:mod:`taxrisk.training.metrics`. It reads the data folder's files itself (``taxpayers``,
+``units``, ``audits``: types parsed, no quarantine rule applied), not the product's cleaned
+tables, so a row the loader quarantines cannot flatter a score (:func:`_load_frames`).
 
 The contract evaluation :func:`evaluate_ranking` (data folder + as-of + ranking) computes
 K, N, yield capture@K and hit rate@K from ``truth/gaps`` when present, else precision@K and
@@ -103,16 +105,108 @@ def truth_gap(data_dir: Path, as_of: dt.date) -> pd.Series | None:
     return df.set_index("taxpayer_id")["gap"].astype(float)
 
 
-def _load_frames(data_dir: Path, as_of: dt.date) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
-    """Ids of the taxpayers active at ``as_of``, clean units and audits (all rows, outcomes
-    included) as pandas frames."""
-    from taxrisk.features.loading import load_folder
+def _table_file(data_dir: Path, name: str) -> Path | None:
+    for ext in ("parquet", "csv"):
+        p = data_dir / f"{name}.{ext}"
+        if p.exists():
+            return p
+    return None
 
-    tables = load_folder(data_dir).tables
-    active = tables.active(as_of).select("taxpayer_id").to_pandas()["taxpayer_id"]
-    units = tables["units"].select("unit_id", "capacity")
-    audits = tables["audits"].drop("known_on")
-    return pd.Index(active.astype(str).unique()), units.to_pandas(), audits.to_pandas()
+
+def _quoted(col: str) -> str:
+    return '"' + col.replace('"', '""') + '"'
+
+
+def _text(col: str) -> str:
+    return f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+
+
+def _date(col: str) -> str:
+    return f"TRY_CAST(substr({_text(col)}, 1, 10) AS DATE)"
+
+
+def _num(col: str) -> str:
+    return f"TRY_CAST({_text(col)} AS DOUBLE)"
+
+
+#: What the evaluator reads of each table: column -> parse (text, date or number).
+_RAW_COLUMNS: dict[str, dict[str, Any]] = {
+    "taxpayers": {"taxpayer_id": _text, "registered_on": _date, "deregistered_on": _date},
+    "units": {"unit_id": _text, "capacity": _num},
+    "audits": {
+        "case_id": _text,
+        "taxpayer_id": _text,
+        "closed_on": _date,
+        "outcome": _text,
+        "tax_recovered": _num,
+        "selection_probability": _num,
+    },
+}
+
+
+def _read_raw(con: duckdb.DuckDBPyConnection, data_dir: Path, name: str) -> pd.DataFrame:
+    """Every row of ``name`` with the columns of :data:`_RAW_COLUMNS`, parsed, nothing dropped.
+
+    Text is trimmed (empty -> null); a date or number that does not parse becomes null.
+    """
+    path = _table_file(data_dir, name)
+    if path is None:
+        raise EvaluationError(f"{data_dir / name}.parquet (or .csv): required table missing")
+    reader = (
+        "read_parquet(?)"
+        if path.suffix == ".parquet"
+        else "read_csv(?, all_varchar=true, header=true)"
+    )
+    try:
+        cols = [
+            r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()
+        ]
+        missing = [c for c in _RAW_COLUMNS[name] if c not in cols]
+        if missing:
+            raise EvaluationError(f"{path}: missing column {missing[0]!r}")
+        select = ", ".join(f"{parse(_quoted(c))} AS {c}" for c, parse in _RAW_COLUMNS[name].items())
+        return con.execute(f"SELECT {select} FROM {reader}", [str(path)]).df()
+    except duckdb.Error as exc:
+        raise EvaluationError(f"{path}: cannot read: {exc}") from exc
+
+
+def _load_frames(data_dir: Path, as_of: dt.date) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
+    """Ids of the taxpayers active at ``as_of``, units and audits, from a raw read of the files.
+
+    Deliberately not the product's loader (:mod:`taxrisk.features.loading`): a row its rules
+    would quarantine still counts here, so a quarantine cannot flatter a score. Only types are
+    parsed. Active: a taxpayer_id with a row registered on or before ``as_of`` and not
+    deregistered on or before it (an unparseable registration date counts as registered).
+    Capacity: per unit_id, the largest capacity among its rows (a duplicated unit counts once),
+    negative or unparseable as 0. Audits: one row per case_id (a duplicated case counts once,
+    with its largest recovery), recoveries floored at 0 (a recovery never adds gap).
+    """
+    con = duckdb.connect()
+    try:
+        tps = _read_raw(con, data_dir, "taxpayers")
+        units = _read_raw(con, data_dir, "units")
+        audits = _read_raw(con, data_dir, "audits")
+    finally:
+        con.close()
+    ts = pd.Timestamp(as_of)
+    reg = pd.to_datetime(tps["registered_on"])
+    dereg = pd.to_datetime(tps["deregistered_on"])
+    is_active = (
+        (reg.isna() | (reg <= ts)) & (dereg.isna() | (dereg > ts)) & tps["taxpayer_id"].notna()
+    )
+    active = pd.Index(tps.loc[is_active, "taxpayer_id"].astype(str).unique())
+    units = units.dropna(subset=["unit_id"])
+    units["capacity"] = units["capacity"].fillna(0.0).clip(lower=0.0)
+    units = units.groupby("unit_id", as_index=False)["capacity"].max()
+    audits = audits.dropna(subset=["taxpayer_id"])
+    audits["tax_recovered"] = audits["tax_recovered"].clip(lower=0.0)
+    row_ids = pd.Series("<row " + audits.index.astype(str) + ">", index=audits.index)
+    audits["case_id"] = audits["case_id"].fillna(row_ids)
+    audits = audits.sort_values(
+        ["case_id", "tax_recovered"], ascending=[True, False], kind="stable"
+    )
+    audits = audits.drop_duplicates("case_id").reset_index(drop=True)
+    return active, units, audits
 
 
 def evaluate_ranking(data_dir: Path, as_of: dt.date, ranking: pd.DataFrame) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def draw_activity(ch: Chunk) -> None:
     age = m - tp["reg_m"][:, None]
     ramp = np.where(age >= 0, 1.0 - np.exp(-(age + 1) / rng.uniform(3, 9, n)[:, None]), 0.0)
     level = size[:, None] * season * trend * ramp
-    sales = level * _lognoise(rng, (n, months), 0.12)
+    sales = level * _lognoise(rng, (n, months), ch.style.sales_noise)
 
     # physical industries: quantities first, sales from them
     model = ia["model"][ind]
@@ -111,7 +111,7 @@ def draw_activity(ch: Chunk) -> None:
 
     # purchases and costs
     va = np.clip(ia["va"][ind] * rng.normal(1.0, 0.15, n), 0.02, 0.95)
-    purchases = sales * (1.0 - va[:, None]) * _lognoise(rng, (n, months), 0.10)
+    purchases = sales * (1.0 - va[:, None]) * _lognoise(rng, (n, months), ch.style.purchase_noise)
     raw_price = ia["raw_price"][ind] * rng.normal(1.0, 0.03, n)
     raw_cost = raw_t * raw_price[:, None]
     purchases[io] = np.maximum(purchases[io], raw_cost[io] * 1.02)

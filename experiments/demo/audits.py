@@ -9,6 +9,9 @@ Cases are opened month by month:
   declared sales, input tax up 50% while sales are flat, four loss quarters. Taxpayers with at
   least one fired rule are taken by count, size and chance up to ~1.4% of the active per round.
 - **random**: 0.2% of the active each round, ``selection_probability`` = 0.002.
+
+(The shares, the rules counted, the size priority and the durations are those of the standard
+style; other styles set them, :mod:`.styles`.)
 - **campaign**: once a year (June round), 8% of one key industry.
 - **tip**: any day; evaders in a month of evasion 0.3%/month, others 0.03%.
 
@@ -39,7 +42,7 @@ _MEASURE_FIND = np.array([0.35, 0.65, 0.9])
 _SCHEME_FIND = dict(
     cash_sales=0.5, fake_invoices=0.9, unrecorded_purchases=0.7, inflated_inputs=0.6,
     advance_receipts=0.9, surcharges_unpaid=1.0, equity_transfer=0.95, property_undeclared=0.8,
-    quota_exceed=0.5, shell_invoicing=0.3,
+    quota_exceed=0.5, shell_invoicing=0.3, personal_account_sales=0.5,
 )  # fmt: skip
 _KEY_INDUSTRIES = (
     "0610",
@@ -95,7 +98,11 @@ def old_rule_counts(ch: Chunk, k: int, day: np.datetime64 | np.ndarray) -> np.nd
         if profit.shape[1] >= 4
         else np.zeros(ch.n, dtype=bool)
     )
-    return r1.astype(int) + r2 + r3 + r4 + r5 + r6
+    fired = (r1, r2, r3, r4, r5, r6)
+    counted = ch.style.old_rules
+    if counted == (0, 1, 2, 3, 4, 5):
+        return r1.astype(int) + r2 + r3 + r4 + r5 + r6
+    return np.sum([fired[j] for j in counted], axis=0).astype(int)
 
 
 def audits_table(ch: Chunk) -> pa.Table:
@@ -112,7 +119,8 @@ def audits_table(ch: Chunk) -> pa.Table:
     )
     gap = mo["gap"]
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(gap, axis=1)], axis=1)
-    evading = mo["on1"] | mo["on2"]
+    evading = mo["on1"] | mo["on2"] | mo["on3"]
+    st = ch.style
     busy_until = np.full(n, np.datetime64("1900-01-01"), dtype="datetime64[D]")
     recovered = np.zeros(n)
     size_d = np.maximum(mo["sales_d"].mean(axis=1), 1.0)
@@ -134,6 +142,8 @@ def audits_table(ch: Chunk) -> pa.Table:
                 measure == 1, rng.integers(75, 240, who.size), rng.integers(120, 366, who.size)
             ),
         )
+        if st.duration_scale != 1.0:
+            dur = np.round(dur * st.duration_scale).astype(dur.dtype)
         rows.setdefault("dur", []).append(dur)
         busy_until[who] = day + dur.astype("timedelta64[D]")
 
@@ -152,18 +162,18 @@ def audits_table(ch: Chunk) -> pa.Table:
         free = alive & (busy_until < day)
         counts = old_rule_counts(ch, k, day)
         n_alive = int(alive.sum())
-        prio = counts + 0.25 * np.log10(size_d) + rng.normal(0.0, 0.7, n)
+        prio = counts + st.size_priority * np.log10(size_d) + rng.normal(0.0, 0.7, n)
         pool = np.flatnonzero(free & (counts >= 1))
-        take = pool[np.argsort(-prio[pool], kind="stable")][: round(0.014 * n_alive)]
+        take = pool[np.argsort(-prio[pool], kind="stable")][: round(st.rule_share * n_alive)]
         meas = np.clip(counts[take] - 1, 0, 2)
         select(take, np.full(take.size, day), "rule", np.nan, meas)
         free[take] = False
-        rnd = np.flatnonzero(free & (rng.random(n) < 0.002))
-        select(rnd, np.full(rnd.size, day), "random", 0.002, np.full(rnd.size, 1))
+        rnd = np.flatnonzero(free & (rng.random(n) < st.random_share))
+        select(rnd, np.full(rnd.size, day), "random", st.random_share, np.full(rnd.size, 1))
         free[rnd] = False
         if calm[k] == 6:
             camp = np.flatnonzero(
-                free & (tp["industry"] == campaign_ind[k]) & (rng.random(n) < 0.08)
+                free & (tp["industry"] == campaign_ind[k]) & (rng.random(n) < st.campaign_share)
             )
             select(
                 camp,
@@ -200,9 +210,8 @@ def audits_table(ch: Chunk) -> pa.Table:
     window_gap = cum[i, cov_to + 1] - cum[i, cov_from]
     names = (*SCHEMES, HONEST_ERROR, NON_FILING)
     s1 = tp["scheme1"][i]
-    find_s = np.array([_SCHEME_FIND.get(nm, 0.6) for nm in names])[
-        np.where(s1 >= 0, s1, len(SCHEMES))
-    ]
+    s_case = np.where(s1 >= 0, s1, np.where(tp["scheme3"][i] >= 0, tp["scheme3"][i], len(SCHEMES)))
+    find_s = np.array([_SCHEME_FIND.get(nm, 0.6) for nm in names])[s_case]
     share = np.clip(_MEASURE_FIND[measure] * find_s * rng.uniform(0.5, 1.15, i.size), 0.0, 1.0)
     found = np.zeros(i.size)
     for j in range(i.size):  # sequential only to net out earlier recoveries (cases, not rows)
@@ -216,7 +225,7 @@ def audits_table(ch: Chunk) -> pa.Table:
     found = np.where(adjusted, np.round(found, 2), 0.0)
     days_late = 30.0 * (cov_to - cov_from) / 2 + dur
     late_fees = np.round(np.minimum(found * 0.0005 * days_late, found), 2)
-    evasive = (s1 >= 0) & ~dispute
+    evasive = (s_case < len(SCHEMES)) & ~dispute
     pen_rate = np.where(
         measure == 2,
         rng.uniform(0.5, 1.0, i.size),

@@ -91,6 +91,10 @@ def file_returns(ch: Chunk) -> None:
     hidden += hidden_purch / np.maximum(1.0 - tp["va"][:, None], 0.05)
     adv = scheme_intensity(ch, "advance_receipts")
     hidden += adv * mo["sales"]
+    personal = scheme_intensity(ch, "personal_account_sales")  # zero unless a drift style
+    if personal.any():
+        hidden += personal * mo["sales"]
+    mo["personal_share"] = personal
     pu = scheme_intensity(ch, "property_undeclared") > 0
     hidden += np.where(parent_k[:, None], pu * mo["sales"] * 0.5, pu * mo["rent"])
     hidden = np.minimum(hidden, 0.97 * sales_t)
@@ -242,6 +246,7 @@ def file_returns(ch: Chunk) -> None:
         (gap > 0) & (~filed | (has_cit & ~cit_filed)) & active, len(SCHEMES) + 1, label
     )
     label = np.where((gap > 0) & mo["on2"], tp["scheme2"][:, None], label)
+    label = np.where((gap > 0) & mo["on3"], tp["scheme3"][:, None], label)
     label = np.where((gap > 0) & mo["on1"], tp["scheme1"][:, None], label)
     label = np.where((gap > 0) & ev, S["equity_transfer"], label)
 

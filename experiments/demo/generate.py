@@ -26,6 +26,7 @@ from .events import draw_events
 from .industries import industries_table, industry_norms_table
 from .invoices import build_invoices
 from .returns import cit_table, filing_dates, local_table, truth_table, vat_table
+from .styles import CONTRACT_NORMS, STYLES, Style
 from .thirdparty import (
     electricity_table,
     operations_table,
@@ -53,9 +54,9 @@ class DemoDataError(TaxriskError):
 
 def _chunk_job(job: tuple) -> tuple[dict[str, pa.Table], dict[str, float]]:
     """Build every table of one chunk (runs in a worker process for large worlds)."""
-    c, taxpayers, tl, seed, units, drop = job
+    c, taxpayers, tl, seed, units, drop, style = job
     lo = c * CHUNK_SIZE
-    ch = Chunk(index=c, lo=lo, n=min(CHUNK_SIZE, taxpayers - lo), tl=tl, seed=seed)
+    ch = Chunk(index=c, lo=lo, n=min(CHUNK_SIZE, taxpayers - lo), tl=tl, seed=seed, style=style)
     draw_taxpayers(ch, units)
     if c == 0:
         planted_mod.plant_registry(ch)
@@ -129,6 +130,7 @@ def generate(
     end: str = DEFAULT_END,
     fmt: Literal["parquet", "csv"] = "parquet",
     drop: Sequence[str] = (),
+    style: str | Style = "standard",
     progress: ProgressFn | None = None,
     workers: int | None = None,
 ) -> dict:
@@ -139,10 +141,24 @@ def generate(
     months ending with ``end`` (``YYYY-MM``); the natural as-of date is the last day of ``end``.
     Deterministic: the same arguments give byte-identical files.
 
+    ``style`` (a name in :data:`~.styles.STYLES` or a :class:`~.styles.Style`) sets the world's
+    scheme mix, noise, audit policy, norm names, drift and the optional tables it leaves out
+    (added to ``drop``): ``standard`` (default, the world of ``experiments/README.md``),
+    ``shifted`` (as if built by another team: other mix, noise and audit policy, contract
+    norm names only, no ``property`` nor ``social_insurance``) and ``drift`` (the standard
+    history, but in the last 12 months evasion moves to other schemes, among them
+    ``personal_account_sales``, which no earlier audit has seen). See :mod:`.styles`.
+
     Summary keys: ``tables`` (name -> rows), ``taxpayers``, ``active_at_end``, ``evaders``
     (taxpayers with a scheme, shells included), ``evader_share``, ``total_gap`` and
-    ``total_due`` (yuan over the window), ``as_of`` (ISO date), ``planted`` (worked examples).
+    ``total_due`` (yuan over the window), ``as_of`` (ISO date), ``planted`` (worked examples),
+    ``style``.
     """
+    if isinstance(style, str):
+        if style not in STYLES:
+            raise DemoDataError(f"--style must be one of {', '.join(STYLES)}; got {style!r}")
+        style = STYLES[style]
+    drop = tuple(dict.fromkeys((*drop, *style.drop)))
     if taxpayers < 10:
         raise DemoDataError(f"--taxpayers must be at least 10, got {taxpayers}")
     if months < 12:
@@ -177,11 +193,12 @@ def generate(
     if keep("industries"):
         writer.write("industries", industries_table())
     if keep("industry_norms"):
-        writer.write("industry_norms", industry_norms_table())
+        names = CONTRACT_NORMS if style.norm_names == "contract" else None
+        writer.write("industry_norms", industry_norms_table(names))
 
     n_chunks = -(-taxpayers // CHUNK_SIZE)
     acc = {"gap": 0.0, "due": 0.0, "evaders": 0, "active_end": 0}
-    jobs = [(c, taxpayers, tl, seed, units, tuple(drop)) for c in range(n_chunks)]
+    jobs = [(c, taxpayers, tl, seed, units, tuple(drop), style) for c in range(n_chunks)]
     report(progress, "generating taxpayers", 0, n_chunks)
     n_workers = max(1, min(workers if workers is not None else (os.cpu_count() or 1), n_chunks, 4))
     if n_workers == 1:
@@ -198,6 +215,7 @@ def generate(
         "taxpayers": taxpayers,
         "months": months,
         "end": end,
+        "style": style.name,
         "as_of": str(tl.last_day),
         "active_at_end": acc["active_end"],
         "evaders": acc["evaders"],

@@ -164,8 +164,11 @@ def warning_line(ind: Industry) -> float:
     return round(ind.burden if ind.code == "1513" else 0.7 * ind.burden, 4)
 
 
-def industry_norms_table() -> pa.Table:
-    """The contract's ``industry_norms`` table (industry, metric, value, note)."""
+def industry_norms_table(names: frozenset[str] | None = None) -> pa.Table:
+    """The contract's ``industry_norms`` table (industry, metric, value, note).
+
+    ``names``: keep only these metrics (e.g. the contract's own names); None keeps all.
+    """
     rows: list[tuple[str, str, float]] = []
     for ind in INDUSTRIES:
         rows.append((ind.code, "tax_burden_avg", round(ind.burden, 4)))
@@ -173,6 +176,8 @@ def industry_norms_table() -> pa.Table:
         rows.append((ind.code, "vat_rate", ind.vat_rate))
         rows.append((ind.code, "gross_margin", ind.va))
         rows.extend((ind.code, k, v) for k, v in ind.physical.items())
+    if names is not None:
+        rows = [r for r in rows if r[1] in names]
     return pa.table(
         {
             "industry": pa.array([r[0] for r in rows], pa.string()),

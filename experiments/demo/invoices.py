@@ -16,6 +16,7 @@ buyers of fake invoices elsewhere) are never in the registry.
   farm co-ops, so only the physical ratio betrays it.
 - ``cash_sales``: uninvoiced sales vanish without trace in invoices, except where the evader
   also hides invoiced sales.
+- ``personal_account_sales`` (drift styles): the hidden share of sales is never invoiced.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def build_invoices(ch: Chunk) -> pa.Table:
     sales_dom = np.where(shell[:, None], 0.0, mo["sales"] - mo["exports"] + mo["rent"])
     inv_share = np.where(quota, 0.1, mo["inv_share"][:, 0])
     invoiced = sales_dom * inv_share[:, None] * np.clip(rng.normal(1.0, 0.1, (n, months)), 0.5, 1.5)
+    if mo["personal_share"].any():  # sales paid into personal accounts carry no invoice
+        invoiced = invoiced * (1.0 - mo["personal_share"])
     recv = np.zeros((n, months))
     np.add.at(recv, (s, bm), reg_amt)
     cap = np.where(recv > 0, np.minimum(1.0, 0.8 * invoiced / np.maximum(recv, 1e-9)), 1.0)

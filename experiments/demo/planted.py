@@ -152,6 +152,8 @@ def plant_activity(ch: Chunk) -> None:
     mo["equity_evaded"][:3] = False
     tp["scheme2"][:3] = -1
     mo["on2"][:3] = False
+    tp["scheme3"][:3] = -1
+    mo["on3"][:3] = False
     mo["on1"][:3] = True
     tp["evader"][:3] = True
 

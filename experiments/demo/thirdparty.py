@@ -8,6 +8,8 @@
 - ``registrations`` (market regulator): equity transfers (:mod:`.events`) and other changes:
   legal representative, capital, address, scope.
 - ``property``: online contracts, leases and purchases (:mod:`.events`).
+(Coverage shares and noise are the standard style's; other styles set them, :mod:`.styles`.)
+
 - ``operations`` (tax-source archive): for 60% of the physically modelled firms, 85% of
   months: officer counts (true, 3-5% noise), third-party counts (true), and self-reported
   figures (what the firm declares: an evader reports the output of its declared sales and the
@@ -44,12 +46,14 @@ def electricity_table(ch: Chunk) -> pa.Table:
     rng = ch.rng(8)
     tp, mo, n = ch.tp, ch.mo, ch.n
     code = np.array([i.code for i in INDUSTRIES])[tp["industry"]]
-    p_cov = np.where(code == "5299", 0.3, np.where(tp["archetype"] == SHELL, 0.5, 0.88))
+    p_cov = np.where(
+        code == "5299", 0.3, np.where(tp["archetype"] == SHELL, 0.5, ch.style.meter_coverage)
+    )
     covered = rng.random(n) < p_cov
     tariff = rng.uniform(0.55, 0.95, n)
     keep = covered[:, None] & mo["active"] & (rng.random(mo["active"].shape) > 0.015)
     i, m = np.nonzero(keep)
-    kwh = np.round(mo["kwh"][i, m] * rng.lognormal(0.0, 0.05, i.size), 1)
+    kwh = np.round(mo["kwh"][i, m] * rng.lognormal(0.0, ch.style.meter_noise, i.size), 1)
     return pa.table(
         {
             "taxpayer_id": _ids(ch, i),
@@ -141,7 +145,8 @@ def operations_table(ch: Chunk) -> pa.Table:
     ia = industry_arrays()
     tp, mo, n, months = ch.tp, ch.mo, ch.n, ch.months
     model = ia["model"][tp["industry"]]
-    covered = (model != "") & (rng.random(n) < 0.6) & (tp["archetype"] != SHELL)
+    st = ch.style
+    covered = (model != "") & (rng.random(n) < st.operations_coverage) & (tp["archetype"] != SHELL)
     covered |= ch.extra.get("planted_ops", np.zeros(n, dtype=bool))
     present = covered[:, None] & mo["active"] & (rng.random((n, months)) < 0.85)
     present |= ch.extra.get("planted_ops", np.zeros(n, dtype=bool))[:, None] & mo["active"]
@@ -152,7 +157,7 @@ def operations_table(ch: Chunk) -> pa.Table:
         mo["raw_t"] + mo["extra_input"] / np.maximum(tp["raw_price"][:, None], 1e-9),
         0.0,
     )
-    officer_output = rng.random(n) < 0.4
+    officer_output = rng.random(n) < st.officer_share
     cols: dict[str, list[np.ndarray]] = {"i": [], "m": [], "metric": [], "value": [], "source": []}
 
     def put(mask: np.ndarray, metric: str, value: np.ndarray, source: np.ndarray | str) -> None:
@@ -164,7 +169,7 @@ def operations_table(ch: Chunk) -> pa.Table:
         src = np.full(i.size, source) if isinstance(source, str) else source[i]
         cols["source"].append(src)
 
-    noise = rng.lognormal(0.0, 0.04, (n, months))
+    noise = rng.lognormal(0.0, st.officer_noise, (n, months))
     io = (model == "input_output")[:, None]
     kiln = (model == "kiln")[:, None]
     power = (model == "power")[:, None]

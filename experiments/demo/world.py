@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .industries import INDUSTRIES, industry_arrays
+from .styles import STANDARD, Style
 from .timeline import Timeline
 
 __all__ = [
@@ -122,13 +123,14 @@ def build_units(n_taxpayers: int, seed: int) -> Units:
 
 @dataclass
 class Chunk:
-    """One chunk of taxpayers with global indexes ``lo .. lo+n-1``."""
+    """One chunk of taxpayers with global indexes ``lo .. lo+n-1``, drawn in ``style``."""
 
     index: int
     lo: int
     n: int
     tl: Timeline
     seed: int
+    style: Style = STANDARD
     tp: dict[str, np.ndarray] = field(default_factory=dict)
     mo: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -25,6 +25,15 @@ def demo_data(
     ] = 0,
     end: Annotated[str, typer.Option("--end", help="Last month of the data, YYYY-MM.")] = "2025-12",
     fmt: Annotated[str, typer.Option("--format", help="File format: parquet or csv.")] = "parquet",
+    style: Annotated[
+        str,
+        typer.Option(
+            "--style",
+            help="World style: standard (default), shifted (another team's world: other "
+            "scheme mix, noise, audit policy, contract norm names, no property nor "
+            "social_insurance) or drift (evasion moves to new schemes in the last 12 months).",
+        ),
+    ] = "standard",
     drop: Annotated[
         list[str] | None,
         typer.Option(
@@ -39,7 +48,8 @@ def demo_data(
     activity, invoices, third-party data, about 10% evaders using the documents' schemes, the
     returns as filed, an audit history chosen mostly by the old rules, and the documents'
     worked examples (flour mill, brick works, beer maker) as named taxpayers. The natural as-of
-    date is the last day of --end. See experiments/README.md.
+    date is the last day of --end. --style builds another kind of world from the same
+    contract (see experiments/README.md).
     """
     from taxrisk.experiments.demo import generate
 
@@ -52,9 +62,13 @@ def demo_data(
             end=end,
             fmt=fmt,  # type: ignore[arg-type]
             drop=tuple(drop or ()),
+            style=style,
             progress=ProgressBar(bar),
         )
-    table = Table(title=f"synthetic city in {summary['out']} (as of {summary['as_of']})")
+    table = Table(
+        title=f"synthetic city in {summary['out']} (as of {summary['as_of']}, "
+        f"style {summary['style']})"
+    )
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, rows in summary["tables"].items():

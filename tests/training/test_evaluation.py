@@ -121,3 +121,42 @@ def test_evaluate_ranking_from_audits_without_truth(tmp_path) -> None:
     # random stratum, weights 4 and 2: (1*4 + 0*2) / 6
     assert m["weighted_precision_at_k"] == pytest.approx(4 / 6)
     assert m["weighted_recovered_at_k"] == 2000.0
+
+
+def test_evaluation_reads_raw_rows_the_loader_quarantines(tmp_path) -> None:
+    """A quarantined row still counts (issue 11, item 11): it cannot flatter a score.
+
+    T3's audit recovered 4,000 before the as-of date, but its case row appears twice (a
+    duplicated key: the loader quarantines both copies). T4 has a large gap but its registry
+    row names a unit that does not exist (a broken foreign key: the loader drops T4). Read
+    through the loader, T3 would keep its whole 10,000 and T4 would vanish from N, the oracle
+    and the total, and a ranking of T3 first would look perfect.
+    """
+    from taxrisk.features.loading import load_folder
+
+    taxpayers = [tp("T1"), tp("T2"), tp("T3"), tp("T4", unit="NOWHERE")]
+    done = audit("A1", "T3", "2025-03-01", "2025-06-15", "adjusted", 4000.0)
+    gaps = [
+        {"taxpayer_id": "T1", "period": "2025-05", "gap": 5000.0},
+        {"taxpayer_id": "T2", "period": "2025-05", "gap": 1500.0},
+        {"taxpayer_id": "T3", "period": "2025-02", "gap": 10000.0},
+        {"taxpayer_id": "T4", "period": "2025-02", "gap": 8000.0},
+    ]
+    for g in gaps:
+        g |= {"tax_due": g["gap"], "tax_declared": 0.0, "scheme": ""}
+    root = write_folder(
+        tmp_path / "w", minimal_tables(taxpayers, [done, dict(done)]) | {"truth/gaps": gaps}
+    )
+    loaded = load_folder(root, as_of=AS_OF)
+    assert loaded.counts["audits"].quarantined and loaded.counts["audits"].rows_used == 0
+    assert loaded.counts["taxpayers"].quarantined and loaded.counts["taxpayers"].rows_used == 3
+
+    ranking = pd.DataFrame({"taxpayer_id": ["T3", "T1", "T4", "T2"], "rank": [1, 2, 3, 4]})
+    m = evaluate_ranking(root, AS_OF, ranking)
+    assert (m["k"], m["n"]) == (2, 4)  # T4 is active: its registry row counts
+    # T3: 10,000 - 4,000 recovered (counted once); oracle: T4 8,000 + T3 6,000
+    assert m["total_gap"] == 5000.0 + 1500.0 + 6000.0 + 8000.0
+    assert m["oracle_gap_at_k"] == 14000.0
+    assert m["gap_at_k"] == 6000.0 + 5000.0
+    assert m["capture_at_k"] == pytest.approx(11000 / 14000)
+    assert m["active_omitted"] == 0 and m["ranking_ignored_ids"] == 0

@@ -21,17 +21,28 @@ def fitted():
 
 
 def test_expected_yield_is_probability_times_amount(fitted) -> None:
-    model, X, ex = fitted
+    model, X, _ = fitted
     pred = model.predict(X)
     assert list(pred.columns) == ["probability", "amount", "expected_yield"]
     np.testing.assert_allclose(pred["expected_yield"], pred["probability"] * pred["amount"])
     assert pred["probability"].between(0, 1).all() and (pred["amount"] > 0).all()
-    # the planted signal is found: ranking by expected yield beats random by far
-    assert (
-        share_capture(pred["expected_yield"].to_numpy(), ex["tax_recovered"].to_numpy(), 0.2) > 0.6
-    )
     assert model.feature_names_in_ == list(X.columns)
     assert model.categories_ == {"industry": ["A", "B", "C"]}
+
+
+def test_planted_signal_holds_on_rows_it_was_not_fitted_on(fitted) -> None:
+    """Capture of the top 20% on a fresh draw of the same process, not on the training rows.
+
+    On the training rows even a model fitted on shuffled labels reaches ~0.58 (it memorises);
+    on unseen rows it falls to ~0.32, about random (~0.27), while the real model keeps ~0.8.
+    """
+    model, _, _ = fitted
+    Xh, exh = audits_frame(n=1500, seed=11)
+    value = exh["tax_recovered"].to_numpy()
+    assert share_capture(model.predict(Xh)["expected_yield"].to_numpy(), value, 0.2) > 0.6
+    Xs, exs = audits_frame(shuffle_labels=True)
+    blind = YieldModel(PARAMS, PARAMS).fit(Xs, exs["adjusted"], exs["tax_recovered"])
+    assert share_capture(blind.predict(Xh)["expected_yield"].to_numpy(), value, 0.2) < 0.45
 
 
 def test_feature_names_are_checked(fitted) -> None:
