@@ -118,7 +118,7 @@ def test_tuning_does_not_depend_on_row_order(tmp_path: Path) -> None:
             ei["tax_recovered"].to_numpy(),
             ei["selected_on"].to_numpy(),
             base_params={"n_estimators": 30, "subsample": 0.7, "subsample_freq": 1},
-            space=cfg.search,
+            space=cfg.search_space,
             trials=3,
             storage=f"sqlite:///{tmp_path / 'studies.db'}",
             study_name=f"order-{i}",
