@@ -32,6 +32,7 @@ Logged by ``train`` as ``effectiveness/indicators.csv`` + ``.json`` and
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -254,6 +255,7 @@ def load_logged(
 
     from . import tracking
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     tracking.configure(settings)
     if run_id is None:
         uri = model_uri or f"models:/{settings.registered_model}@{tracking.CHAMPION}"

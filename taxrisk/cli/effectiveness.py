@@ -66,7 +66,7 @@ def effectiveness(
         f"{table.attrs.get('n_audits', '?')} closed audits, "
         f"{table.attrs.get('n_random', '?')} random)"
     )
-    out.add_column("indicator")
+    out.add_column("indicator", no_wrap=True)
     for _, (label, _fmt) in _COLUMNS.items():
         out.add_column(label, justify="right")
     out.add_column("co-fires with")
@@ -78,7 +78,9 @@ def effectiveness(
         )
     from rich.console import Console
 
-    Console().print(out)
+    console = Console()
+    # piped or captured: wide enough for the whole table (a terminal keeps its width)
+    (console if console.is_terminal else Console(width=220)).print(out)
     if len(pairs):
         typer.echo("co-firing pairs (Jaccard above the configured line):")
         for r in pairs.itertuples():
