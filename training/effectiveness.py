@@ -180,7 +180,7 @@ def indicator_effectiveness(
     if len(ids):
         Jd = J.copy()
         np.fill_diagonal(Jd, np.nan)
-        any_pair = np.asarray(np.isfinite(Jd).any(axis=1), dtype=bool)
+        any_pair = np.asarray((np.nan_to_num(Jd) > 0).any(axis=1), dtype=bool)
         has = [bool(x) for x in any_pair.tolist()]
         best = np.where(has, np.nanargmax(np.where(np.isfinite(Jd), Jd, -1.0), axis=1), 0)
         out["cofires_with"] = [ids[b] if h else "" for b, h in zip(best, has, strict=True)]

@@ -59,10 +59,11 @@ def _validation_table(m: pd.DataFrame, disc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _effectiveness(eff: pd.DataFrame | None) -> str:
+def _effectiveness(eff: pd.DataFrame | None, min_fired: int = 20) -> str:
     if eff is None or not len(eff):
         return "Not computed."
-    fired = eff[eff["fired_audits"] > 0]
+    fired = eff[eff["fired_audits"] >= min_fired]
+    thin = sorted(eff.index[(eff["fired_audits"] > 0) & (eff["fired_audits"] < min_fired)])
     cols = ["fired_audits", "precision", "lift", "random_precision", "recovered_per_fired"]
 
     def rows(frame: pd.DataFrame) -> str:
@@ -79,8 +80,10 @@ def _effectiveness(eff: pd.DataFrame | None) -> str:
     )
     return (
         f"Base rate (audits with over {eff.attrs.get('hit_yuan', 1000):.0f} yuan recovered): "
-        f"{eff.attrs.get('base_rate', float('nan')):.3f}. Best by lift:\n\n{rows(fired.head(5))}"
-        f"\n\nWorst by lift:\n\n{rows(fired.tail(5))}\n\nNever fired on an audit: "
+        f"{eff.attrs.get('base_rate', float('nan')):.3f}. Among indicators fired for at least "
+        f"{min_fired} audits, best by lift:\n\n{rows(fired.head(5))}"
+        f"\n\nWorst by lift:\n\n{rows(fired.tail(5))}\n\nFired for fewer than {min_fired} "
+        f"audits (too few to judge): {', '.join(thin) or 'none'}. Never fired on an audit: "
         f"{', '.join(never) or 'none'}. Co-firing pairs: {co}. Full table: "
         "`effectiveness/indicators.csv` (`taxrisk effectiveness --run RUN_ID`)."
     )
@@ -130,7 +133,7 @@ resamples of the validation audits).
 {_validation_table(m, facts.get("discrimination", {}))}
 
 ## Indicator effectiveness (closed audits)
-{_effectiveness(facts.get("effectiveness"))}
+{_effectiveness(facts.get("effectiveness"), facts.get("min_fired", 20))}
 
 ## Champion decision
 {facts["champion_note"]}

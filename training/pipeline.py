@@ -430,6 +430,7 @@ def train(
                     "censored": censored,
                     "label_note": _label_note(cfg),
                     "effectiveness": eff,
+                    "min_fired": cfg.validation.min_audits,
                     "top_share": cfg.top_share,
                     "champion_note": decision.reason + champ_metric_note,
                 }

@@ -310,7 +310,10 @@ def discrimination(
         n, n_adj = int(mask.sum()), int(adj[mask].sum())
         reason = ""
         if n < min_audits or n_adj < min_audits:
-            reason = f"{n} audits ({n_adj} adjusted) in its sample, fewer than {min_audits}"
+            reason = (
+                f"{n} audits, {n_adj} of them adjusted, in its sample: fewer than "
+                f"{min_audits} {'audits' if n < min_audits else 'adjusted audits'}"
+            )
         elif m.endswith("yield_capture"):
             yuan = rec[mask] * w
             total = float(yuan.sum())

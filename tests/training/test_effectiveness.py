@@ -137,3 +137,10 @@ def test_missing_artifact_is_a_clear_error(workspace: Path) -> None:
 
     with pytest.raises(EffectivenessNotFound):
         load_logged(get_settings(), model_uri="models:/nope/1")
+
+
+def test_an_indicator_that_never_fires_cofires_with_nothing() -> None:
+    X, ex = _audits()
+    eff = indicator_effectiveness(X, ex, None, resamples=20)
+    assert eff.loc["never", "cofires_with"] == "" and pd.isna(eff.loc["never", "max_jaccard"])
+    assert eff.loc["bad", "cofires_with"] == "always"
