@@ -209,7 +209,10 @@ def train(
     timings["training_set"] = time.perf_counter() - t0 - timings["load"]
     X, ex = ts.X, ts.examples
     horizon = closure_horizon(ex, cfg.validation.closure_quantile)
-    cut, tr, va = time_split(ex, cfg.validation_share, as_of=as_of, horizon=horizon)
+    try:
+        cut, tr, va = time_split(ex, cfg.validation_share, as_of=as_of, horizon=horizon)
+    except ValueError as exc:
+        raise NotEnoughExamples(str(exc)) from exc
     for part, mask in (("training", tr), ("validation", va)):
         n_adj = int(ex.loc[mask, "adjusted"].sum())
         if mask.sum() < cfg.min_examples or n_adj < cfg.min_adjusted:
