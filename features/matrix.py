@@ -90,8 +90,24 @@ NORM_ALIASES = {
 _INTERNAL = {"registered_on", "county_id", "industry_model"}
 
 
+def _capital_as_of(ctx: Context) -> ir.Table | None:
+    """(as_of, taxpayer_id, _capital): the amount of the latest ``capital`` change known at
+    each date (``registrations``), None without the table."""
+    if not ctx.has("registrations"):
+        return None
+    r = ctx.known_all("registrations")
+    r = r.filter((r.change_type == "capital") & r.amount.notnull())
+    return r.group_by(["as_of", "taxpayer_id"]).aggregate(
+        _capital=r.amount.argmax(r.changed_on.cast("string") + r.amount.cast("string"))
+    )
+
+
 def _population(ctx: Context) -> ir.Table:
-    """Active taxpayers at each as-of date with their context columns."""
+    """Active taxpayers at each as-of date with their context columns.
+
+    ``log_registered_capital`` is the capital as of the date: ``registered_capital`` (the
+    capital at registration) until a ``capital`` change with an amount is known, then that
+    amount (the registry's later value must not reach an earlier date)."""
     t = ctx.tables["taxpayers"]
     d = ctx.dates.select("as_of", "m0")
     if ctx.single is not None:
@@ -99,6 +115,10 @@ def _population(ctx: Context) -> ir.Table:
         p = t.filter(is_active(t, a)).cross_join(d)
     else:
         p = t.join(d, is_active(t, d.as_of))
+    cap = _capital_as_of(ctx)
+    if cap is not None:
+        p = p.left_join(cap, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
+        p = p.mutate(registered_capital=p._capital.fill_null(p.registered_capital))
     p = p.select(
         "as_of",
         "taxpayer_id",

@@ -10,16 +10,28 @@ Point in time (DESIGN "Point in time"):
 * an audit is an example only if it closed on or before the as-of date (its label is known);
   audits still open at the as-of date, or closed after it, are known but unlabeled;
 * its features are those of the feature matrix as of its *snapshot*, a date on or before its
-  ``selected_on``: with ``snapshot="month_end"`` the last day of the month before the
-  selection (or ``selected_on`` itself when it is a month end), so that a few snapshots serve
-  every audit; ``"quarter_end"`` likewise with quarters (three times fewer matrices, features
-  up to a quarter older); with ``snapshot="exact"`` the selection date itself. Nothing dated after the
-  snapshot reaches an example.
+  ``selected_on``: with ``snapshot="exact"`` (the default) the selection date itself, so the
+  example sees exactly what a scoring run on that date sees (the matrix builder reads every
+  table at the as-of date's *information date*, the last day of the previous month, and
+  builds once per information date, so exact snapshots cost little); ``"month_end"`` the
+  last day of the month before the selection (or ``selected_on`` itself when it is a month
+  end), whose information date is one month earlier still (one month more lag than scoring);
+  ``"quarter_end"`` likewise with quarters. Nothing dated after the snapshot reaches an
+  example.
+* registry attributes that change over time and that no table dates (``taxpayer_type``,
+  ``collection_method``: the ``taxpayers`` table holds their value at extraction, possibly
+  set after the audit) are kept out of the examples' features (:data:`UNDATED_ATTRIBUTES`);
+  registered capital is taken as of the date by the matrix (``log_registered_capital``, from
+  ``registrations`` capital changes).
 * ``selection_reason`` and ``selection_probability`` are kept beside the features, never in
   them.
 
 Targets: ``adjusted`` (1 if the outcome is ``adjusted``), ``tax_recovered`` (yuan; 0 unless
-adjusted). ``late_fees`` and ``penalties`` are carried separately and are not targets.
+adjusted) **on the metric's scale**: with ``metric_months`` set, the recovered amount times
+``metric_months / covered months`` (``covers_from``..``covers_to`` inclusive, the scale capped
+at ``max_scale``; audits without covers keep their amount). ``recovered_raw`` keeps the
+amount as recovered. ``late_fees`` and ``penalties`` are carried separately and are not
+targets. ``measure`` (notice / assessment / audit) is carried beside the features.
 """
 
 from __future__ import annotations
@@ -64,6 +76,11 @@ OUTCOME_COLUMNS = (
     "late_fees",
     "penalties",
 )
+#: outcome columns a source may lack (null when absent)
+OPTIONAL_OUTCOME_COLUMNS = ("measure", "covers_from", "covers_to")
+#: taxpayer attributes that change over time with no dated record in the contract: their
+#: value in ``taxpayers`` is the one at extraction, so they are kept out of training
+UNDATED_ATTRIBUTES = ("taxpayer_type", "collection_method")
 
 
 #: the training set's row order (a total order: case ids are unique)
@@ -96,7 +113,8 @@ class AuditTableSource:
 
     def outcomes(self, as_of: dt.date) -> pd.DataFrame:
         t = self.tables.known("audits", as_of)
-        df = t.select(*OUTCOME_COLUMNS).to_pandas()
+        cols = [*OUTCOME_COLUMNS, *(c for c in OPTIONAL_OUTCOME_COLUMNS if c in t.columns)]
+        df = t.select(*cols).to_pandas()
         return mask_future(df, as_of)
 
 
@@ -113,11 +131,38 @@ class CombinedSource:
 
     def outcomes(self, as_of: dt.date) -> pd.DataFrame:
         frames = [s.outcomes(as_of) for s in self.sources]
-        frames = [f[list(OUTCOME_COLUMNS)] for f in frames if len(f)]
+        frames = [_with_optional(f) for f in frames if len(f)]
         if not frames:
             return self.sources[0].outcomes(as_of)
         out = pd.concat(frames, ignore_index=True)
         return out.drop_duplicates("case_id", keep="first").reset_index(drop=True)
+
+
+def _with_optional(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in OPTIONAL_OUTCOME_COLUMNS:
+        if c not in out.columns:
+            out[c] = pd.NA
+    return out[[*OUTCOME_COLUMNS, *OPTIONAL_OUTCOME_COLUMNS]]
+
+
+def covered_months(covers_from: pd.Series, covers_to: pd.Series) -> pd.Series:
+    """Months an audit covers, ``covers_from``..``covers_to`` inclusive (float; NaN when
+    either is missing or the span is not positive). Accepts ``YYYY-MM`` text or dates."""
+    f = pd.to_datetime(covers_from.astype("object"), errors="coerce")
+    t = pd.to_datetime(covers_to.astype("object"), errors="coerce")
+    n = (t.dt.year - f.dt.year) * 12 + (t.dt.month - f.dt.month) + 1
+    return n.where(n > 0).astype("float64")
+
+
+def metric_scale(
+    covers_from: pd.Series, covers_to: pd.Series, metric_months: int, max_scale: float
+) -> pd.Series:
+    """The factor that puts a recovered amount on the metric's scale:
+    ``metric_months / covered months``, clipped to ``[0, max_scale]``; 1 where the cover is
+    unknown (the amount is then taken as it is)."""
+    n = covered_months(covers_from, covers_to)
+    return (metric_months / n).clip(upper=max_scale).fillna(1.0)
 
 
 def mask_future(df: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
@@ -190,7 +235,9 @@ def build_training_set(
     as_of: dt.date,
     source: AuditOutcomeSource | None = None,
     *,
-    snapshot: Snapshot = "month_end",
+    snapshot: Snapshot = "exact",
+    metric_months: int | None = None,
+    max_scale: float = 24.0,
     population_sample: int = 0,
     seed: int = 42,
     min_examples: int = 1,
@@ -198,6 +245,8 @@ def build_training_set(
 ) -> TrainingSet:
     """Examples from the audits whose outcome is known at ``as_of``.
 
+    ``metric_months``: when set, ``tax_recovered`` is put on the metric's scale (see the
+    module docstring); None keeps the amounts as recovered.
     ``population_sample``: when > 0, also keep up to this many unselected taxpayers per
     snapshot (seeded sample) plus every selected one, for the selection model of
     :mod:`taxrisk.training.bias`.
@@ -220,8 +269,21 @@ def build_training_set(
         )
     labelled["snapshot"] = snapshot_dates(labelled["selected_on"], snapshot)
     labelled["adjusted"] = (labelled["outcome"] == "adjusted").astype(int)
-    labelled["tax_recovered"] = (
+    labelled["recovered_raw"] = (
         labelled["tax_recovered"].fillna(0.0).where(labelled["adjusted"] > 0, 0.0)
+    )
+    for c in OPTIONAL_OUTCOME_COLUMNS:
+        if c not in labelled.columns:
+            labelled[c] = pd.NA
+    labelled["covered_months"] = covered_months(labelled["covers_from"], labelled["covers_to"])
+    scale = (
+        metric_scale(labelled["covers_from"], labelled["covers_to"], metric_months, max_scale)
+        if metric_months is not None
+        else 1.0
+    )
+    labelled["tax_recovered"] = labelled["recovered_raw"] * scale
+    labelled["measure"] = (
+        labelled["measure"].astype("object").where(labelled["measure"].notna(), None)
     )
     pairs = labelled[["snapshot", "taxpayer_id"]]
     sample = None
@@ -241,7 +303,7 @@ def build_training_set(
         ],
         names=["snapshot", "taxpayer_id"],
     )
-    feats = feature_columns(matrices)
+    feats = [c for c in feature_columns(matrices) if c not in UNDATED_ATTRIBUTES]
     key = pd.MultiIndex.from_arrays([labelled["snapshot"], labelled["taxpayer_id"]])
     found = key.isin(matrices.index)
     dropped = int((~found).sum())
@@ -263,6 +325,9 @@ def build_training_set(
             "selection_probability",
             "adjusted",
             "tax_recovered",
+            "recovered_raw",
+            "covered_months",
+            "measure",
             "late_fees",
             "penalties",
         ]
@@ -286,9 +351,10 @@ def _population_sample(
 ) -> pd.DataFrame:
     """Rows (snapshot, taxpayer_id) for the selection model, with ``selected`` and ``weight``.
 
-    Every selection (taxpayer selected from that snapshot) plus a seeded sample of at most
-    ``per_snapshot`` active, unselected taxpayers per snapshot; a sampled row's weight is the
-    number of unselected taxpayers it stands for.
+    Every selection (taxpayer selected from that snapshot) plus a seeded sample of active,
+    unselected taxpayers: at most ``per_snapshot`` per month of snapshots, shared among the
+    month's snapshots (exact snapshots give one per selection date); a sampled row's weight
+    is the number of unselected taxpayers it stands for.
     """
     tp = tables["taxpayers"].select("taxpayer_id", "registered_on", "deregistered_on").to_pandas()
     tp["taxpayer_id"] = tp["taxpayer_id"].astype("str")
@@ -299,7 +365,13 @@ def _population_sample(
     chosen = selections[["snapshot", "taxpayer_id"]].drop_duplicates()
     rng = np.random.default_rng(seed)
     parts = []
-    for snap in sorted(chosen["snapshot"].unique()):
+    snaps = sorted(chosen["snapshot"].unique())
+    # about per_snapshot rows per month of snapshots, however many selection dates it holds
+    # (exact snapshots: one per selection date)
+    month = pd.DatetimeIndex(snaps).to_period("M")
+    per_month = pd.Series(month).value_counts()
+    for snap, m in zip(snaps, month, strict=True):
+        n_take = max(1, -(-per_snapshot // int(per_month[m])))
         s = np.datetime64(pd.Timestamp(snap))
         active = (reg <= s) & (np.isnat(dereg) | (dereg > s))
         ids = tp["taxpayer_id"].to_numpy()[active]
@@ -307,7 +379,7 @@ def _population_sample(
             chosen.loc[chosen["snapshot"] == snap, "taxpayer_id"].to_numpy(dtype=object)
         )
         unsel = ids[~np.isin(ids, sel)]
-        take = unsel[rng.permutation(len(unsel))[:per_snapshot]] if len(unsel) else unsel
+        take = unsel[rng.permutation(len(unsel))[:n_take]] if len(unsel) else unsel
         weight = len(unsel) / max(len(take), 1)
         parts.append(
             pd.DataFrame(
@@ -325,3 +397,25 @@ def _population_sample(
             )
         )
     return pd.concat(parts).set_index(["snapshot", "taxpayer_id"])
+
+
+def apply_measure(ts: TrainingSet, how: str) -> TrainingSet:
+    """The training set with the response measure used as configured (``labels.measure``).
+
+    ``ignore``: unchanged (the measure is carried, not used). ``filter``: only audits and
+    assessments (and examples without a measure) are kept: a notice asks the taxpayer to
+    correct itself, and what it recovers says little about the gap a full review would find.
+    """
+    if how == "ignore":
+        return ts
+    if how == "filter":
+        keep = (ts.examples["measure"].astype("object") != "notice").to_numpy()
+        return TrainingSet(
+            X=ts.X[keep],
+            examples=ts.examples[keep],
+            open_audits=ts.open_audits,
+            as_of=ts.as_of,
+            population=ts.population,
+            dropped=ts.dropped,
+        )
+    raise ValueError(f"labels.measure: {how!r} is not implemented (ignore, filter)")

@@ -5,12 +5,16 @@ Steps (each reported to ``progress``):
 1. load the folder (:func:`taxrisk.features.loading.load_validated`: its validated snapshot
    when one matches) and build the point-in-time training set
    (:func:`~taxrisk.training.dataset.build_training_set`);
-2. split by time (:func:`~taxrisk.training.validation.time_split`);
+2. split by time (:func:`~taxrisk.training.validation.time_split`), validating only on
+   audits selected early enough to have closed (the closure horizon);
 3. selection-bias weights (:mod:`~taxrisk.training.bias`) when configured;
 4. tune both LightGBM models with Optuna on the training part (:mod:`~.tuning`);
-5. fit on the training part and compare, on the validation audits, the model (with and
-   without bias weights), the model's probability alone, the old rules, a logistic
-   regression and random;
+5. choose the bias method on an inner split of the training part
+   (:func:`~taxrisk.training.validation.inner_split`); fit on the training part and compare,
+   on the validation audits (which that choice did not see), the model (with and without
+   bias weights), the model's probability alone, the old rules, a logistic regression and
+   random, each figure with a bootstrap interval and a flag when it cannot tell rankings
+   apart; the indicators' effectiveness (:mod:`~taxrisk.training.effectiveness`);
 6. refit the chosen variant on every labelled audit: the model that is registered;
 7. log the MLflow run (parameters, data window, label counts, metrics, plots, model card),
    register the model version, and move the alias ``champion`` only if the candidate (as
@@ -40,7 +44,7 @@ import pandas as pd
 
 from taxrisk.progress import ProgressFn, report
 
-from . import plots
+from . import effectiveness, plots
 from .baselines import LogisticYield, old_rules_scores, random_scores
 from .bias import propensity_weights, selection_propensity
 from .config import TrainingConfig, load_config
@@ -50,13 +54,22 @@ from .dataset import (
     CombinedSource,
     NotEnoughExamples,
     TrainingSet,
+    apply_measure,
     build_training_set,
 )
 from .modelcard import render_model_card
 from .models import YieldModel
 from .tracking import ChampionDecision
 from .tuning import tune
-from .validation import comparison_table, metric_on_rows, ranking_metrics, time_split
+from .validation import (
+    Discrimination,
+    closure_horizon,
+    discrimination,
+    inner_split,
+    metric_on_rows,
+    time_split,
+    with_intervals,
+)
 
 if TYPE_CHECKING:
     import ibis
@@ -85,10 +98,16 @@ class TrainResult:
     model: YieldModel
     logistic: LogisticYield
     timings: dict[str, float] = field(default_factory=dict)
+    #: per metric of the comparison: can it tell rankings apart (see validation.py)
+    discrimination: dict[str, Discrimination] = field(default_factory=dict)
+    #: the indicator effectiveness table (training/effectiveness.py)
+    effectiveness: pd.DataFrame | None = None
+    #: how the bias method was chosen (inner split), in words
+    bias_note: str = ""
 
 
 def _split_params(cfg: TrainingConfig) -> tuple[dict[str, Any], bool]:
-    params = dict(cfg.lightgbm)
+    params = cfg.lightgbm_params
     mono = bool(params.pop("monotone_fired", True))
     return params, mono
 
@@ -183,21 +202,30 @@ def train(
         as_of,
         source,
         snapshot=cfg.snapshot,
+        metric_months=cfg.labels.metric_months if cfg.labels.normalise_covered else None,
+        max_scale=cfg.labels.max_scale,
         population_sample=cfg.unaudited_per_snapshot if want_ipw else 0,
         seed=cfg.seed,
         min_examples=cfg.min_examples,
         progress=progress,
     )
+    ts = apply_measure(ts, cfg.labels.measure)
     timings["training_set"] = time.perf_counter() - t0 - timings["load"]
     X, ex = ts.X, ts.examples
-    cut, tr, va = time_split(ex, cfg.validation_share)
+    horizon = closure_horizon(ex, cfg.validation.closure_quantile)
+    try:
+        cut, tr, va = time_split(ex, cfg.validation_share, as_of=as_of, horizon=horizon)
+    except ValueError as exc:
+        raise NotEnoughExamples(str(exc)) from exc
     for part, mask in (("training", tr), ("validation", va)):
         n_adj = int(ex.loc[mask, "adjusted"].sum())
         if mask.sum() < cfg.min_examples or n_adj < cfg.min_adjusted:
             raise NotEnoughExamples(
-                f"{part} part has {int(mask.sum())} audits ({n_adj} adjusted) with cut {cut.date()}; "
+                f"{part} part has {int(mask.sum())} audits ({n_adj} adjusted) with cut {cut.date()} "
+                f"and closure horizon {horizon.days} days; "
                 f"need {cfg.min_examples} ({cfg.min_adjusted} adjusted)"
             )
+    censored = int(((pd.to_datetime(ex["selected_on"]) >= cut).to_numpy() & ~va).sum())
 
     w_all = None
     if want_ipw:
@@ -222,7 +250,7 @@ def train(
             ex["tax_recovered"].to_numpy()[tr],
             order[tr],
             base_params=base,
-            space=cfg.search,
+            space=cfg.search_space,
             trials=trials,
             storage=storage,
             study_name=f"{study_base}-{kind}",
@@ -235,23 +263,20 @@ def train(
         )
     timings["tuning"] = time.perf_counter() - t1
 
-    report(progress, "fit and validate", 0, 3)
+    report(progress, "fit and validate", 0, 4)
+    fit = _Fitter(X, ex, tuned, mono, cfg.seed, w_all)
+    # the bias choice, on an inner split of the training part (never on the validation audits)
+    if cfg.bias_method == "auto":
+        chosen, bias_note, inner = _choose_bias_inner(fit, tr, cut, horizon, cfg, want_ipw)
+    else:
+        chosen, inner = cfg.bias_method, {}
+        bias_note = _bias_note_fixed(cfg)
+    report(progress, "fit and validate", 1, 4)
     Xtr, extr, Xva, exva = X[tr], ex[tr], X[va], ex[va]
-    variants: dict[str, YieldModel] = {}
-    if cfg.bias_method in ("none", "auto"):
-        variants["none"] = _fit(Xtr, extr, tuned["classifier"], tuned["regressor"], mono, cfg.seed)
+    variants: dict[str, YieldModel] = {"none": fit(tr)}
     if want_ipw and w_all is not None:
-        variants["ipw"] = _fit(
-            Xtr, extr, tuned["classifier"], tuned["regressor"], mono, cfg.seed, w_all[tr]
-        )
-    report(progress, "fit and validate", 1, 3)
+        variants["ipw"] = fit(tr, weighted=True)
     preds = {k: m.predict(Xva) for k, m in variants.items()}
-    primary = cfg.primary_metric.removeprefix("val_")
-    per_variant = {
-        k: ranking_metrics(p["expected_yield"].to_numpy(), exva, cfg.top_share)
-        for k, p in preds.items()
-    }
-    chosen = cfg.bias_method if cfg.bias_method != "auto" else _choose_bias(per_variant, cfg)
     logistic = LogisticYield(seed=cfg.seed).fit(Xtr, extr["adjusted"], extr["tax_recovered"])
     scores = {
         "model": preds[chosen]["expected_yield"].to_numpy(),
@@ -261,19 +286,37 @@ def train(
         "logistic": logistic.predict(Xva)["expected_yield"].to_numpy(),
         "random": random_scores(Xva.index, cfg.seed).to_numpy(),
     }
-    comparison = comparison_table(scores, exva, cfg.top_share)
-    report(progress, "fit and validate", 2, 3)
-    final = _fit(
+    v = cfg.validation
+    comparison = with_intervals(
+        scores,
+        exva,
+        cfg.top_share,
+        resamples=v.bootstrap_resamples,
+        level=v.interval_level,
+        seed=cfg.seed,
+    )
+    disc = discrimination(
+        comparison,
+        exva,
+        max_single_share=v.max_single_share,
+        max_interval_overlap=v.max_interval_overlap,
+        min_audits=v.min_audits,
+    )
+    report(progress, "fit and validate", 2, 4)
+    final = fit(np.ones(len(ex), dtype=bool), weighted=chosen == "ipw")
+    logistic_all = LogisticYield(seed=cfg.seed).fit(X, ex["adjusted"], ex["tax_recovered"])
+    report(progress, "fit and validate", 3, 4)
+    eff = effectiveness.indicator_effectiveness(
         X,
         ex,
-        tuned["classifier"],
-        tuned["regressor"],
-        mono,
-        cfg.seed,
-        None if chosen == "none" else w_all,
+        ts.population,
+        hit_yuan=cfg.effectiveness.hit_yuan,
+        cofire_jaccard=cfg.effectiveness.cofire_jaccard,
+        resamples=cfg.effectiveness.bootstrap_resamples,
+        level=v.interval_level,
+        seed=cfg.seed,
     )
-    logistic_all = LogisticYield(seed=cfg.seed).fit(X, ex["adjusted"], ex["tax_recovered"])
-    report(progress, "fit and validate", 3, 3)
+    report(progress, "fit and validate", 4, 4)
     timings["fit_validate"] = time.perf_counter() - t1 - timings["tuning"]
 
     # -- MLflow -----------------------------------------------------------------------------
@@ -282,7 +325,6 @@ def train(
     client = MlflowClient()
     name = settings.registered_model
     labels = ts.label_counts()
-    bias_note = _bias_note(cfg, chosen, per_variant, primary)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train {as_of}") as run:
         mlflow.log_params(
             tracking.log_params_flat(
@@ -293,6 +335,19 @@ def train(
                     "snapshot": cfg.snapshot,
                     "validation_share": cfg.validation_share,
                     "validation_cut": cut.date().isoformat(),
+                    "validation.closure_horizon_days": horizon.days,
+                    "validation.closure_quantile": cfg.validation.closure_quantile,
+                    "validation.censored_excluded": censored,
+                    "validation.bootstrap_resamples": cfg.validation.bootstrap_resamples,
+                    "validation.interval_level": cfg.validation.interval_level,
+                    "bias.inner_cut": inner.get("cut", ""),
+                    "bias.inner_n_train": inner.get("n_train", ""),
+                    "bias.inner_n_validation": inner.get("n_validation", ""),
+                    "labels.metric_months": cfg.labels.metric_months
+                    if cfg.labels.normalise_covered
+                    else "off",
+                    "labels.measure": cfg.labels.measure,
+                    **{f"discriminates.{m}": d.discriminates for m, d in disc.items()},
                     "bias_method": chosen,
                     "bias_config": cfg.bias_method,
                     "n_features": X.shape[1],
@@ -322,17 +377,31 @@ def train(
             metrics[f"labels.{reason}.examples"] = float(row["examples"])
             metrics[f"labels.{reason}.adjusted"] = float(row["adjusted"])
         metrics |= {f"time.{k}_s": v for k, v in timings.items()}
+        metrics |= {f"val_{m}_discriminates": float(d.discriminates) for m, d in disc.items()}
+        metrics |= {
+            f"bias.inner.{k}.random_yield_capture": float(x)
+            for k, x in inner.get("random_capture", {}).items()
+            if np.isfinite(x)
+        }
+        metrics |= effectiveness.summary_metrics(eff)
         mlflow.log_metrics(metrics)
+        mlflow.set_tags(
+            {f"discrimination.{m}": d.reason[:5000] for m, d in disc.items() if not d.discriminates}
+        )
         # the candidate as validated (fitted on the training part) against the champion, on
         # the validation audits neither was fitted on; fails closed (training/tracking.py)
+        # the gate's audits: every audit selected from the cut (the candidate as validated
+        # did not see them), censored ones included: both models face the same censoring
+        gate_rows = (pd.to_datetime(ex["selected_on"]) >= cut).to_numpy()
+        Xg, exg = X[gate_rows], ex[gate_rows]
         decision, champ_metric_note = tracking.gate(
             client,
             name,
             cfg.primary_metric,
-            metric_on_rows(cfg.primary_metric, exva, cfg.top_share),
-            scores["model"],
-            Xva,
-            exva["selected_on"],
+            metric_on_rows(cfg.primary_metric, exg, cfg.top_share),
+            variants[chosen].predict(Xg)["expected_yield"].to_numpy(),
+            Xg,
+            exg["selected_on"],
             cfg.min_examples,
             seed=cfg.seed,
         )
@@ -341,6 +410,7 @@ def train(
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             _artifacts(d, final, Xva, exva, scores, comparison, labels, preds[chosen])
+            effectiveness.write_artifacts(eff, d)
             card = render_model_card(
                 {
                     "model_name": name,
@@ -359,6 +429,15 @@ def train(
                     "label_counts": labels,
                     "bias_note": bias_note,
                     "comparison": comparison,
+                    "discrimination": disc,
+                    "interval_level": cfg.validation.interval_level,
+                    "resamples": cfg.validation.bootstrap_resamples,
+                    "horizon_days": horizon.days,
+                    "closure_quantile": cfg.validation.closure_quantile,
+                    "censored": censored,
+                    "label_note": _label_note(cfg),
+                    "effectiveness": eff,
+                    "min_fired": cfg.validation.min_audits,
                     "top_share": cfg.top_share,
                     "champion_note": decision.reason + champ_metric_note,
                 }
@@ -385,32 +464,156 @@ def train(
         model=final,
         logistic=logistic_all,
         timings=timings,
+        discrimination=disc,
+        effectiveness=eff,
+        bias_note=bias_note,
     )
 
 
-def _choose_bias(per_variant: dict[str, dict[str, float]], cfg: TrainingConfig) -> str:
+class _Fitter:
+    """Fits the YieldModel recipe (tuned parameters, monotone flags, seed) on a row mask."""
+
+    def __init__(
+        self,
+        X: pd.DataFrame,
+        ex: pd.DataFrame,
+        tuned: dict[str, dict[str, Any]],
+        mono: bool,
+        seed: int,
+        weights: np.ndarray | None,
+    ) -> None:
+        self.X, self.ex, self.tuned, self.mono, self.seed, self.w = (
+            X,
+            ex,
+            tuned,
+            mono,
+            seed,
+            weights,
+        )
+
+    def __call__(self, rows: np.ndarray, *, weighted: bool = False) -> YieldModel:
+        w = self.w[rows] if (weighted and self.w is not None) else None
+        return _fit(
+            self.X[rows],
+            self.ex[rows],
+            self.tuned["classifier"],
+            self.tuned["regressor"],
+            self.mono,
+            self.seed,
+            w,
+        )
+
+
+def _choose_bias(
+    per_variant: dict[str, dict[str, float]],
+    cfg: TrainingConfig,
+    decides: Discrimination | None = None,
+) -> str:
     """The "auto" decision: ipw only if it beats plain training on the random stratum (the
-    unbiased estimate) by more than ``auto_min_gain``; otherwise plain training."""
-    if "ipw" not in per_variant:
+    unbiased estimate) by more than ``auto_min_gain``, and only if that figure discriminates
+    (``decides``); otherwise plain training."""
+    if "ipw" not in per_variant or (decides is not None and not decides.discriminates):
         return "none"
     gain = per_variant["ipw"]["random_yield_capture"] - per_variant["none"]["random_yield_capture"]
     return "ipw" if np.isfinite(gain) and gain > cfg.auto_min_gain else "none"
 
 
-def _bias_note(
-    cfg: TrainingConfig, chosen: str, per_variant: dict[str, dict[str, float]], primary: str
-) -> str:
+def _choose_bias_inner(
+    fit: _Fitter,
+    tr: np.ndarray,
+    cut: pd.Timestamp,
+    horizon: pd.Timedelta,
+    cfg: TrainingConfig,
+    want_ipw: bool,
+) -> tuple[str, str, dict[str, Any]]:
+    """Choose none/ipw on the inner split of the training part; (choice, note, figures)."""
+    if not want_ipw or fit.w is None:
+        return "none", "none (no selection weights could be computed).", {}
+    try:
+        icut, itr, iva = inner_split(fit.ex, tr, cut, cfg.validation.inner_share, horizon)
+    except ValueError as exc:
+        return "none", f"none: no inner split of the training part ({exc}).", {}
+    info: dict[str, Any] = {
+        "cut": icut.date().isoformat(),
+        "n_train": int(itr.sum()),
+        "n_validation": int(iva.sum()),
+    }
+    if itr.sum() < cfg.min_examples or iva.sum() < cfg.min_examples:
+        note = (
+            f"none: the inner split (cut {icut.date()}) has {int(itr.sum())} training and "
+            f"{int(iva.sum())} validation audits, fewer than {cfg.min_examples}."
+        )
+        return "none", note, info
+    Xi, exi = fit.X[iva], fit.ex[iva]
+    scores = {
+        k: fit(itr, weighted=k == "ipw").predict(Xi)["expected_yield"].to_numpy()
+        for k in ("none", "ipw")
+    }
+    scores["random"] = random_scores(Xi.index, cfg.seed).to_numpy()
+    v = cfg.validation
+    table = with_intervals(
+        scores,
+        exi,
+        cfg.top_share,
+        resamples=v.bootstrap_resamples,
+        level=v.interval_level,
+        seed=cfg.seed,
+    )
+    disc = discrimination(
+        table,
+        exi,
+        max_single_share=v.max_single_share,
+        max_interval_overlap=v.max_interval_overlap,
+        min_audits=v.min_audits,
+        model="none",
+    )["random_yield_capture"]
+    per = {
+        k: {"random_yield_capture": float(table.loc[k, "random_yield_capture"])}
+        for k in ("none", "ipw")
+    }
+    chosen = _choose_bias(per, cfg, disc)
+    info["random_capture"] = {k: per[k]["random_yield_capture"] for k in per}
+    figs = "; ".join(
+        f"{k} {table.loc[k, 'random_yield_capture']:.3f} "
+        f"[{table.loc[k, 'random_yield_capture_low']:.3f}, "
+        f"{table.loc[k, 'random_yield_capture_high']:.3f}]"
+        for k in ("none", "ipw")
+    )
+    verdict = (
+        f"that figure does not discriminate ({disc.reason}), so plain training is kept"
+        if not disc.discriminates
+        else f"kept: {chosen} (ipw needs a gain over {cfg.auto_min_gain})"
+    )
+    note = (
+        "inverse-propensity weighting (selection model on audited vs sampled unaudited "
+        f"taxpayers at each snapshot, cross-fitted, weights clipped at {cfg.max_weight}) or "
+        f"none, chosen on an inner split of the training part (fitted on {int(itr.sum())} "
+        f"audits before {icut.date()}, judged on {int(iva.sum())} selected from it): "
+        f"random-stratum capture {figs}; {verdict}. The validation audits below did not take "
+        "part in this choice."
+    )
+    return chosen, note, info
+
+
+def _bias_note_fixed(cfg: TrainingConfig) -> str:
     if cfg.bias_method == "none":
         return "none (plain training on every closed audit)."
-    parts = [
-        f"{k}: {primary} {v[primary]:.3f}, random-stratum capture {v['random_yield_capture']:.3f}"
-        for k, v in per_variant.items()
-    ]
     return (
-        "inverse-propensity weighting (selection model on audited vs sampled unaudited "
-        f"taxpayers at each snapshot, cross-fitted, weights clipped at {cfg.max_weight}). "
-        f"Validation: {'; '.join(parts)}. Kept: {chosen}."
+        "inverse-propensity weighting (configured: bias.method = ipw; weights clipped at "
+        f"{cfg.max_weight})."
     )
+
+
+def _label_note(cfg: TrainingConfig) -> str:
+    lab = cfg.labels
+    scale = (
+        f"tax recovered x {lab.metric_months} / months covered (covers_from..covers_to), "
+        f"the factor capped at {lab.max_scale:g}: the {lab.metric_months} months CONTRACT "
+        "section 4 counts"
+        if lab.normalise_covered
+        else "tax recovered as recovered (covered months ignored)"
+    )
+    return f"{scale}; measure: {lab.measure}."
 
 
 def _artifacts(

@@ -17,6 +17,7 @@ from ._app import app
 
 # Each module registers its command on `app`. A command is listed here only once it works.
 from . import cases, demo_data, evaluate, features, runs, score, train, validate, verify_log  # noqa: F401  isort: skip
+from . import effectiveness  # noqa: F401  isort: skip
 from . import report  # noqa: F401  isort: skip
 from . import serve, users  # noqa: F401  isort: skip
 

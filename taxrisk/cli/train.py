@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -70,7 +71,7 @@ def train(
             progress=ProgressBar(bar),
             extra_outcomes=extra,
         )
-    table = Table(title="validation on the held-out audits (time split)")
+    table = Table(title="validation on the held-out audits (time split, bootstrap intervals)")
     table.add_column("ranking")
     cols = {
         "all_yield_capture": "capture@20%",
@@ -80,9 +81,22 @@ def train(
     }
     for header in cols.values():
         table.add_column(header, justify="right")
+    disc = result.discrimination
+    blind = {c for c in cols if c in disc and not disc[c].discriminates}
+
+    def cell(row, c: str) -> str:  # type: ignore[no-untyped-def]
+        if c in blind:
+            return "n/d"
+        lo, hi = row.get(f"{c}_low", math.nan), row.get(f"{c}_high", math.nan)
+        if math.isfinite(lo) and math.isfinite(hi):
+            return f"{row[c]:.3f} [{lo:.3f}, {hi:.3f}]"
+        return f"{row[c]:.3f}"
+
     for name, row in result.comparison.iterrows():
-        table.add_row(str(name), *(f"{row[c]:.3f}" for c in cols))
+        table.add_row(str(name), *(cell(row, c) for c in cols))
     console.print(table)
+    for c in sorted(blind):  # a figure that cannot tell rankings apart is no result
+        console.print(f"n/d {cols[c]}: does not discriminate: {disc[c].reason}", markup=False)
     console.print(f"bias technique kept: {result.bias_method}", markup=False)
     console.print(f"run id: {result.run_id}", markup=False)
     console.print(f"model: models:/{settings.registered_model}/{result.version}", markup=False)

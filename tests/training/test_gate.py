@@ -25,7 +25,12 @@ from mlflow.exceptions import MlflowException
 from synthetic import audits_frame
 from taxrisk.training import tracking
 from taxrisk.training.models import YieldModel
-from taxrisk.training.validation import METRICS, metric_on_rows, ranking_metrics
+from taxrisk.training.validation import (
+    METRICS,
+    Discrimination,
+    metric_on_rows,
+    ranking_metrics,
+)
 
 from taxrisk.settings import get_settings
 
@@ -331,6 +336,11 @@ def test_cli_prints_a_kept_champion_and_why(
         version="5",
         decision=decision,
         wall_seconds=1.0,
+        discrimination={
+            "random_yield_capture": Discrimination(
+                "random_yield_capture", False, "one audit holds 97.0% of the recovered yuan"
+            )
+        },
     )
     monkeypatch.setattr("taxrisk.training.pipeline.train", lambda *a, **k: result)
     data = tmp_path / "data"
@@ -340,3 +350,5 @@ def test_cli_prints_a_kept_champion_and_why(
     out = " ".join(res.output.split())
     assert "not champion: champion v4 kept" in out and "missing 1 column(s) retired" in out
     assert "warning: the champion gate could not compare the models, so the champion v4" in out
+    # a figure that cannot tell rankings apart is printed as n/d, with why, not as a result
+    assert "0.700" not in out and "n/d" in out and "one audit holds 97.0%" in out

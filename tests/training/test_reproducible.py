@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +117,7 @@ def test_tuning_does_not_depend_on_row_order(tmp_path: Path) -> None:
             ei["tax_recovered"].to_numpy(),
             ei["selected_on"].to_numpy(),
             base_params={"n_estimators": 30, "subsample": 0.7, "subsample_freq": 1},
-            space=cfg.search,
+            space=cfg.search_space,
             trials=3,
             storage=f"sqlite:///{tmp_path / 'studies.db'}",
             study_name=f"order-{i}",
@@ -157,11 +156,8 @@ def test_train_twice_gives_the_same_model(
     # small enough that the weighted variant is not a constant on this small world (with
     # ~100 training audits and weights down to 0.01 it can be, and then hides its weights)
     default = load_config()
-    cfg = replace(
-        default,
-        bias_method="auto",
-        unaudited_per_snapshot=300,
-        search={**default.search, "min_child_samples": [5, 20]},
+    cfg = default.replace("bias", method="auto", unaudited_per_snapshot=300).replace(
+        "search", min_child_samples=(5, 20)
     )
     results, champions = [], []
     for i, world in enumerate([demo_world, demo_world, permuted]):

@@ -22,7 +22,7 @@ def test_tuning_is_reproducible_and_stored(tmp_path: Path) -> None:
     cfg = load_config()
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     kwargs = dict(
-        base_params={"n_estimators": 30}, space=cfg.search, trials=3, storage=storage, seed=7
+        base_params={"n_estimators": 30}, space=cfg.search_space, trials=3, storage=storage, seed=7
     )
     results = []
     for i in range(2):
@@ -51,7 +51,7 @@ def test_tuning_is_reproducible_and_stored(tmp_path: Path) -> None:
         study_name="r",
         **kwargs,
     )
-    assert set(cfg.search) <= set(reg)
+    assert set(cfg.search_space) <= set(reg)
     none, study = tune(
         "classifier",
         X,
