@@ -3,8 +3,9 @@
 Benchmarks are computed over the taxpayers active at each as-of date, from their own
 point-in-time aggregates (so they are as blind to the future as the aggregates):
 
-``ind_<col>_med``  median of ``<col>`` within (as_of, industry, taxpayer_type), for
-                   :data:`BENCHMARKS`.
+``ind_<col>_med``  median (or another quantile) of ``<col>`` within (as_of, industry,
+                   taxpayer_type), for the benchmarks the families declare
+                   (:class:`~._base.Benchmark`).
 ``size_band``      decade of monthly declared sales: floor(log10(sales_month_avg + 1)).
 ``county_id``      the county of the managing unit (a branch's parent; a county or the city
                    itself otherwise).
@@ -19,34 +20,21 @@ point-in-time aggregates (so they are as blind to the future as the aggregates):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Indicator, defaults, safe_div, threshold
+from ..config import IndicatorConfig
+from ._base import Benchmark, Family, Indicator, Transform, safe_div
 
 __all__ = [
-    "BENCHMARKS",
-    "INDICATORS",
+    "FAMILY",
     "add_benchmarks",
     "add_peer_columns",
     "add_percentiles",
     "percentile",
 ]
-
-#: base columns whose industry median is a benchmark (when the column exists)
-BENCHMARKS = (
-    "vat_burden",
-    "sales_yoy",
-    "cit_burden",
-    "profit_margin",
-    "kwh_per_sales",
-    "wages_per_sales",
-    "sales_per_head",
-    "fuel_share",
-    "sales_to_purchases",
-    "model_sales_per_unit",
-    "land_tax_per_m2",
-)
 
 
 def percentile(value: ir.NumericValue, group: list[ir.Value]) -> ir.FloatingValue:
@@ -88,15 +76,23 @@ def add_percentiles(base: ir.Table, cols: list[str], *, keep: ir.Table | None = 
     return j.drop("as_of_right", "taxpayer_id_right")
 
 
-def add_benchmarks(base: ir.Table) -> ir.Table:
-    """Join the medians of :data:`BENCHMARKS` (those present) within (as_of, industry,
-    taxpayer type) onto ``base``: general and small-scale taxpayers are taxed differently
+def add_benchmarks(
+    base: ir.Table, benchmarks: Sequence[Benchmark], cfg: IndicatorConfig
+) -> ir.Table:
+    """Join the benchmarks whose column is present (quantiles within (as_of, industry,
+    taxpayer type)) onto ``base``: general and small-scale taxpayers are taxed differently
     (credit-invoice VAT vs a flat levy), so each is compared with its own kind."""
-    cols = [c for c in BENCHMARKS if c in base.columns]
-    if not cols:
+    aggs: dict[str, ir.Value] = {}
+    for bm in benchmarks:
+        if bm.column not in base.columns or bm.out in aggs:
+            continue
+        q = bm.quantile(cfg)
+        col = base[bm.column]
+        aggs[bm.out] = col.median() if q == 0.5 else col.quantile(q)
+    if not aggs:
         return base
     keys = ["as_of", "industry", "taxpayer_type"]
-    med = base.group_by(keys).aggregate(**{f"ind_{c}_med": base[c].median() for c in cols})
+    med = base.group_by(keys).aggregate(**aggs)
     j = base.left_join(med, keys)
     return j.drop("as_of_right", "industry_right", "taxpayer_type_right")
 
@@ -148,10 +144,10 @@ def _peer_percentiles(base: ir.Table, outputs: dict[str, str], min_group: int) -
     return j.select("as_of", "taxpayer_id", **out)
 
 
-def add_peer_columns(base: ir.Table) -> ir.Table:
+def add_peer_columns(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
     """Size band, peer-group percentiles and the fixed-quota peer ratio."""
-    min_group = int(defaults()["peers"]["min_group"])
-    width = float(defaults()["peers"]["size_band_log10_width"])
+    min_group = cfg.peers.min_group
+    width = cfg.peers.size_band_log10_width
     if "sales_month_avg" not in base.columns:
         return base
     band = ((base.sales_month_avg.fill_null(0.0) + 1.0).log10() / width).floor().cast("int64")
@@ -187,10 +183,13 @@ INDICATORS = [
         name_zh="同行业同规模同地区税负率排名偏低",
         name_en="VAT burden low among same-industry, same-size, same-county peers",
         tables=("vat_returns",),
-        compute=lambda b: b.peer_burden_pct,
+        compute=lambda b, c: b.peer_burden_pct,
         direction="low",
-        threshold=threshold("peer_burden_pct"),
-        fires=lambda b, v: (v <= threshold("peer_burden_pct")) & (b.sales_12 > 0),
+        basis=(
+            "DOMAIN: peer comparison, same industry, same size, same region; fires in the "
+            "lowest 5% of the peer group (population quantile 0.05)."
+        ),
+        fires=lambda b, v, c: (v <= c.threshold("peer_burden")) & (b.sales_12 > 0),
         measure="notice",
         pct=False,
         unit="percentile",
@@ -206,10 +205,13 @@ INDICATORS = [
         name_zh="同行业同地区销售规模排名",
         name_en="Declared sales rank among same-industry, same-county peers",
         tables=("vat_returns",),
-        compute=lambda b: b.peer_sales_pct,
+        compute=lambda b, c: b.peer_sales_pct,
         direction="low",
-        threshold=threshold("peer_sales_pct"),
-        fires=lambda b, v: (v <= threshold("peer_sales_pct")) & (b.age_months >= 12),
+        basis=(
+            "DOMAIN: peer comparison, same industry and region; fires in the lowest 5% of the "
+            "peer group (population quantile 0.05) after a year of trading."
+        ),
+        fires=lambda b, v, c: (v <= c.threshold("peer_sales")) & (b.age_months >= 12),
         measure="outreach",
         pct=False,
         unit="percentile",
@@ -225,10 +227,16 @@ INDICATORS = [
         name_zh="定期定额户定额低于查账征收同行",
         name_en="Fixed quota below self-assessed peers' sales",
         tables=("vat_returns",),
-        compute=lambda b: b.quota_peer_ratio,
+        compute=lambda b, c: b.quota_peer_ratio,
         direction="low",
-        pct=False,
-        threshold=threshold("fixed_quota_vs_peers"),
+        line="quantile",
+        fires=lambda b, v, c: v < 0.5,
+        basis=(
+            "DOMAIN: taxpayers paying a fixed quota vs self-assessed peers; fires in the lowest"
+            " 10% of the industry's quota payers (population quantile 0.1) and under half the "
+            "self-assessed peers' median monthly sales (quota shops are smaller than "
+            "book-keeping firms by nature: the ratio alone fires for most)."
+        ),
         measure="guidance",
         unit="ratio",
         group=_G,
@@ -239,3 +247,10 @@ INDICATORS = [
         "business to book-keeping.",
     ),
 ]
+
+FAMILY = Family(
+    name="peers",
+    order=60,
+    transforms=(Transform("peer_columns", add_peer_columns),),
+    indicators=tuple(INDICATORS),
+)
