@@ -17,10 +17,10 @@ import datetime as dt
 import re
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 import pytest
 from factory import world_frames
-import ibis.expr.types as ir
 from taxrisk.features.catalog import (
     CATALOG,
     MEASURES,

@@ -55,47 +55,52 @@ def _world() -> dict[str, pd.DataFrame]:
         }
         for p in P13
     ]
-    local = [
-        {
-            "taxpayer_id": "E",
-            "period": p,
-            "tax_type": "urban_construction",
-            "base": 1000.0,
-            "tax_payable": 10.0,
-            "filed_on": r["filed_on"],
-        }
-        for p, r in zip(P13, vat_rows("E", P13, 1000.0), strict=True)
-    ] + [
-        # C and D pay the full surcharges (7% + 3% of VAT paid): the industry's rate is 10%
-        {
-            "taxpayer_id": t,
-            "period": p,
-            "tax_type": "urban_construction",
-            "base": pay,
-            "tax_payable": pay * 0.10,
-            "filed_on": r["filed_on"],
-        }
-        for t, pay in (("C", 500.0), ("D", 300.0))
-        for p, r in zip(P13, vat_rows(t, P13, pay), strict=True)
-    ] + [
-        {
-            "taxpayer_id": "J",
-            "period": "2023-07",
-            "tax_type": "stamp",
-            "base": 800_000.0,
-            "tax_payable": 400.0,
-            "filed_on": "2023-08-05",
-        },
-    ] + [
-        {
-            "taxpayer_id": "C",
-            "period": "2023-07",
-            "tax_type": "stamp",
-            "base": 1_200_000.0,
-            "tax_payable": 600.0,
-            "filed_on": "2023-08-05",
-        },
-    ]
+    local = (
+        [
+            {
+                "taxpayer_id": "E",
+                "period": p,
+                "tax_type": "urban_construction",
+                "base": 1000.0,
+                "tax_payable": 10.0,
+                "filed_on": r["filed_on"],
+            }
+            for p, r in zip(P13, vat_rows("E", P13, 1000.0), strict=True)
+        ]
+        + [
+            # C and D pay the full surcharges (7% + 3% of VAT paid): the industry's rate is 10%
+            {
+                "taxpayer_id": t,
+                "period": p,
+                "tax_type": "urban_construction",
+                "base": pay,
+                "tax_payable": pay * 0.10,
+                "filed_on": r["filed_on"],
+            }
+            for t, pay in (("C", 500.0), ("D", 300.0))
+            for p, r in zip(P13, vat_rows(t, P13, pay), strict=True)
+        ]
+        + [
+            {
+                "taxpayer_id": "J",
+                "period": "2023-07",
+                "tax_type": "stamp",
+                "base": 800_000.0,
+                "tax_payable": 400.0,
+                "filed_on": "2023-08-05",
+            },
+        ]
+        + [
+            {
+                "taxpayer_id": "C",
+                "period": "2023-07",
+                "tax_type": "stamp",
+                "base": 1_200_000.0,
+                "tax_payable": 600.0,
+                "filed_on": "2023-08-05",
+            },
+        ]
+    )
     regs = [
         {
             "taxpayer_id": "A",
