@@ -51,6 +51,21 @@ def truth_gap(folder: Path, as_of: dt.date, active: pd.Index) -> pd.Series:
     return gap.reindex(active).fillna(0.0)
 
 
+def old_rules_at_k(matrix: pd.DataFrame, gap: pd.Series, k: int) -> dict[str, float]:
+    """The old rules' ranking (``training.baselines.old_rules_scores``: count of fired
+    classic indicators, size tiebreak) judged as CONTRACT section 4: capture@K, hit rate@K."""
+    from taxrisk.training.baselines import old_rules_scores
+
+    score = old_rules_scores(matrix)
+    top = score.sort_values(ascending=False, kind="stable").index[:k]
+    best = gap.sort_values(ascending=False).iloc[:k].sum()
+    return {
+        "k": k,
+        "capture": float(gap[top].sum() / best) if best else float("nan"),
+        "hit_rate": float((gap[top] > GAP_LINE).mean()),
+    }
+
+
 def measure(matrix: pd.DataFrame, gap: pd.Series) -> dict[str, Any]:
     bad = gap > GAP_LINE
     base = float(bad.mean())
@@ -110,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.matrix:
         matrix.assign(_gap=gap).to_parquet(args.matrix)
     out = measure(matrix, gap)
+    units = args.folder / "units.parquet"
+    u = pd.read_parquet(units) if units.exists() else pd.read_csv(args.folder / "units.csv")
+    out["old_rules"] = old_rules_at_k(matrix, gap, int(u["capacity"].sum()))
     before = json.loads(args.baseline.read_text())["indicators"] if args.baseline else {}
     w = sys.stdout.write
     w(f"{out['taxpayers']:,} active taxpayers, base rate {out['base_rate']:.3f}\n")
@@ -128,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     for o in out["overlap"]:
         w(f"overlap: {o['a']} ~ {o['b']} jaccard {o['jaccard']:.2f} ({o['both']} both)\n")
+    r = out["old_rules"]
+    w(f"old rules: capture@{r['k']} {r['capture']:.3f}, hit rate@K {r['hit_rate']:.3f}\n")
     for k, why in out["switched_off"].items():
         w(f"switched off: {k}: {why}\n")
     if args.json:

@@ -59,6 +59,7 @@ RECORD_FIELDS = (
     "direction",
     "line",
     "threshold",
+    "threshold_unit",
     "unit",
     "measure",
     "classic",
@@ -201,7 +202,9 @@ def records(
                 "direction": ind.direction,
                 "line": ind.line,
                 "threshold": cfg.threshold(ind_id),
-                "unit": "industry quantile" if ind.line == "quantile" else ind.unit,
+                "threshold_unit": ind.threshold_unit
+                or ("industry quantile" if ind.line == "quantile" else ind.unit),
+                "unit": ind.unit,
                 "measure": ind.measure,
                 "classic": ind.classic,
                 "basis": ind.basis,

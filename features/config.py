@@ -55,7 +55,6 @@ class Windows(_Section):
 
 class Declarations(_Section):
     low_declaration_yuan: float = Field(ge=0)
-    burden_warning_quantile: float = Field(gt=0, lt=1)
     surcharge_rate_fallback: float = Field(gt=0, lt=1)
 
 
@@ -205,6 +204,7 @@ def use_config(cfg: IndicatorConfig) -> Iterator[IndicatorConfig]:
         _CURRENT.reset(token)
 
 
-def install(cfg: IndicatorConfig) -> None:
-    """Install ``cfg`` as this process's run config (the CLI, once per command)."""
+def install(cfg: IndicatorConfig | None) -> None:
+    """Install ``cfg`` as this process's run config (the CLI, once per command); ``None``
+    puts the packaged defaults back."""
     _CURRENT.set(cfg)

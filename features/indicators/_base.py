@@ -86,7 +86,7 @@ class Benchmark:
     """An industry benchmark: a quantile of a base column within (as_of, industry, taxpayer
     type), over the active taxpayers with a value, joined onto the base as ``name``
     (default ``ind_<column>_med``, the median). ``q``: the quantile, or the dotted key of a
-    config parameter that holds it (``"declarations.burden_warning_quantile"``)."""
+    config parameter that holds it (``"thresholds.vat_burden"``)."""
 
     column: str
     q: float | str = 0.5
@@ -99,6 +99,8 @@ class Benchmark:
     def quantile(self, cfg: IndicatorConfig) -> float:
         if isinstance(self.q, str):
             section, key = self.q.split(".")
+            if section == "thresholds":
+                return cfg.threshold(key)
             return float(getattr(getattr(cfg, section), key))
         return self.q
 
@@ -147,6 +149,9 @@ class Indicator:
     pct: bool = True
     group: str = ""
     unit: str = ""
+    #: what the threshold is, where it is not a value in ``unit`` (``quantile`` lines: the
+    #: industry quantile; an indicator with its own ``fires`` may say what its number means)
+    threshold_unit: str = ""
 
     @property
     def threshold(self) -> float:

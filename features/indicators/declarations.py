@@ -29,7 +29,7 @@ education surcharges), or ``declarations.surcharge_rate_fallback`` (7%) where no
 
 Norms read: ``tax_burden_warning``. Benchmarks: industry medians of ``vat_burden``,
 ``sales_yoy``, ``cit_burden``, ``profit_margin``, ``surcharge_rate_paid``, and the
-``declarations.burden_warning_quantile`` of ``vat_burden`` (``ind_vat_burden_low``: the
+quantile ``thresholds.vat_burden`` of ``vat_burden`` (``ind_vat_burden_low``: the
 warning line where the industry has no norm).
 """
 
@@ -222,7 +222,7 @@ DERIVED = [
 
 BENCHMARKS = (
     Benchmark("vat_burden"),
-    Benchmark("vat_burden", q="declarations.burden_warning_quantile", name="ind_vat_burden_low"),
+    Benchmark("vat_burden", q="thresholds.vat_burden", name="ind_vat_burden_low"),
     Benchmark("sales_yoy"),
     Benchmark("cit_burden"),
     Benchmark("profit_margin"),
@@ -253,7 +253,7 @@ SOURCES = [
 
 def _burden_fires(base: ir.Table, value: ir.Value, cfg: IndicatorConfig) -> ir.BooleanValue:
     """Below the industry warning line: the `tax_burden_warning` norm where the industry has
-    one, else the industry's ``burden_warning_quantile`` of the burden. General taxpayers
+    one, else the industry's quantile ``thresholds.vat_burden`` of the burden. General taxpayers
     only: the warning line is a credit-invoice VAT norm (small-scale ones pay a flat levy)."""
     line = base.norm_tax_burden_warning.fill_null(base.ind_vat_burden_low)
     return (value < line) & (base.sales_12 > 0) & (base.taxpayer_type == "general")
@@ -288,6 +288,7 @@ INDICATORS = [
             "quantile 0.1 of the industry's general taxpayers' burden."
         ),
         fires=_burden_fires,
+        threshold_unit="industry quantile, where no tax_burden_warning norm",
         measure="assessment",
         classic=True,
         unit="ratio",

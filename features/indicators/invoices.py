@@ -225,11 +225,13 @@ INDICATORS = [
         compute=lambda b, c: b.purchases_to_sales,
         direction="high",
         line="quantile",
-        fires=lambda b, v, c: v > 1.0,
+        fires=lambda b, v, c: (v > 1.0) & (b.taxpayer_type == "small_scale"),
         basis=(
             "DOMAIN: advance receipts and inventory, hidden purchases mean hidden sales; "
-            "population quantile 0.95 of the industry's purchases / declared sales, and "
-            "purchases above sales."
+            "population quantile 0.95 of the industry's purchases / declared sales, purchases "
+            "above sales, small-scale taxpayers only (they cannot deduct input tax; a general "
+            "taxpayer's excess purchases are credit carried forward, which "
+            "input_output_tax_ratio reads)."
         ),
         measure="notice",
         unit="ratio",

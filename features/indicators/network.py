@@ -15,7 +15,10 @@ Per registered seller, four signals (each 0/1):
 4. *surge*: monthly invoicing in k=1..3 over ``surge_ratio`` times that of k=4..12.
 
 ``shell_score`` (0..4) is the taxpayer's own count, 0 unless signal 1 is present (the
-signals of a new, small or growing firm are not a shell's without it). A supplier is *risky* when its score is
+signals of a new, small or growing firm are not a shell's without it). A supplier is judged
+by its four signals alone (at least the ``shell_company`` threshold, signal 1 then against
+its own VAT paid: invoice tax at least ``issue_pay_ratio`` times it): a buyer's exposure is
+to the supplier's risk, whatever the supplier's industry. A supplier is *risky* when its score is
 at least ``shell_seller`` or it has deregistered (a vanished seller, 走逃).
 ``risky_in_amount_12``: purchases in k=1..12 from risky suppliers; derived ``shell_exposure``:
 their share of all purchases ``inv_in_amount_12`` (suppliers outside the registry count in
@@ -124,11 +127,15 @@ def _sellers(ctx: Context) -> ir.Table:
     ) + 1000.0
     others = sum(ibis.ifelse(x, 1, 0) for x in (s2, s3, s4))
     score = ibis.ifelse(s1, 1 + others, 0)
+    # a supplier's own "issues much, pays little": ``issue_pay_ratio`` times its VAT paid
+    s1_own = (tax > 1000.0) & (s._ipl >= math.log(cfg.issue_pay_ratio))
+    signals = others + ibis.ifelse(s1_own, 1, 0)
     return s.select(
         "as_of",
         "taxpayer_id",
         "_gone",
         shell_score=score.cast("float64"),
+        _signals=signals.cast("float64"),
         issue_pay_log=s._ipl,
         _has_tax=tax > 0,
     )
@@ -139,7 +146,7 @@ def network_source(ctx: Context) -> ir.Table:
     risky_line = ctx.config.threshold("shell_company")
     w = ctx.window("invoices", 12)
     # the risky suppliers are few: an inner join on them reads invoices as a filter
-    risky = sellers.filter((sellers.shell_score >= risky_line) | sellers._gone).select(
+    risky = sellers.filter((sellers._signals >= risky_line) | sellers._gone).select(
         r_as_of="as_of", r_id="taxpayer_id"
     )
     j = w.join(risky, [w.as_of == risky.r_as_of, w.seller_id == risky.r_id])

@@ -13,7 +13,10 @@ point-in-time aggregates (so they are as blind to the future as the aggregates):
                    sales within industry x taxpayer type x size band x county, falling back to
                    industry x type x size band, then industry x type, when the finer group has
                    fewer than ``min_group``.
-``quota_peer_ratio``  a fixed-quota taxpayer's monthly quota over the median monthly sales of
+``quota_peer_ratio``  a fixed-quota taxpayer's monthly quota over what a self-assessed peer of
+                   its size sells: its purchases on invoices (k=1..12, per month) x the median
+                   sales-to-purchases ratio of the industry's self-assessed taxpayers; without
+                   purchases on invoices, the median monthly sales of
                    self-assessed peers in the same industry and county (industry city-wide when
                    the county has too few).
 """
@@ -161,18 +164,33 @@ def add_peer_columns(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
     by_county = sa.group_by(["as_of", "industry", "county_id"]).aggregate(
         _q_med_c=sa.sales_month_avg.median(), _q_n_c=sa.taxpayer_id.count()
     )
-    by_ind = sa.group_by(["as_of", "industry"]).aggregate(_q_med_i=sa.sales_month_avg.median())
+    has_inv = "sales_to_purchases" in base.columns and "inv_in_amount_12" in base.columns
+    ind_aggs = {"_q_med_i": sa.sales_month_avg.median()}
+    if has_inv:
+        ind_aggs["_q_s2p_i"] = sa.sales_to_purchases.median()
+    by_ind = sa.group_by(["as_of", "industry"]).aggregate(**ind_aggs)
     base = base.left_join(by_county, ["as_of", "industry", "county_id"]).drop(
         "as_of_right", "industry_right", "county_id_right"
     )
     base = base.left_join(by_ind, ["as_of", "industry"]).drop("as_of_right", "industry_right")
     peer = ibis.ifelse(base._q_n_c >= 5, base._q_med_c, base._q_med_i)
+    drop = ["_q_med_c", "_q_n_c", "_q_med_i"]
+    if has_inv:
+        # a quota shop's purchases at its self-assessed peers' sales-to-purchases ratio: what
+        # a peer of its size sells (size from its invoices, not from its own quota)
+        implied = ibis.ifelse(
+            base.inv_in_amount_12 > 0,
+            base.inv_in_amount_12 / 12.0 * base._q_s2p_i,
+            ibis.null("float64"),
+        )
+        peer = implied.fill_null(peer)
+        drop.append("_q_s2p_i")
     ratio = ibis.ifelse(
         base.collection_method == "fixed_quota",
         safe_div(base.sales_month_avg, peer),
         ibis.null("float64"),
     )
-    return base.mutate(quota_peer_ratio=ratio).drop("_q_med_c", "_q_n_c", "_q_med_i")
+    return base.mutate(quota_peer_ratio=ratio).drop(*drop)
 
 
 _G = "peers"
@@ -229,20 +247,20 @@ INDICATORS = [
         tables=("vat_returns",),
         compute=lambda b, c: b.quota_peer_ratio,
         direction="low",
-        line="quantile",
-        fires=lambda b, v, c: v < 0.5,
+        pct=False,
         basis=(
-            "DOMAIN: taxpayers paying a fixed quota vs self-assessed peers; fires in the lowest"
-            " 10% of the industry's quota payers (population quantile 0.1) and under half the "
-            "self-assessed peers' median monthly sales (quota shops are smaller than "
-            "book-keeping firms by nature: the ratio alone fires for most)."
+            "DOMAIN: taxpayers paying a fixed quota vs self-assessed peers; the peer is sized "
+            "by the shop's own purchases (at the self-assessed peers' sales-to-purchases "
+            "ratio), not by the median firm, which a quota shop is smaller than by nature; "
+            "fires under half of it."
         ),
         measure="guidance",
         unit="ratio",
         group=_G,
-        guide_zh="定额不足同行业、同地区查账征收户月销售额中位数的一半:开展定额核定调查,"
+        guide_zh="定额不足按购进发票和查账征收同行购销比测算的销售额的一半:开展定额核定调查,"
         "核实经营面积、设备、雇员和实际营业额,调整定额或督促建账建制。",
-        guide_en="Quota under half the median monthly sales of self-assessed peers: survey the "
+        guide_en="Quota under half the sales its purchases imply at self-assessed peers' "
+        "sales-to-purchases ratio: survey the "
         "business (floor area, equipment, staff, real turnover), raise the quota or move the "
         "business to book-keeping.",
     ),

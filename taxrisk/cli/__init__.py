@@ -19,6 +19,7 @@ from ._app import app
 from . import cases, demo_data, evaluate, features, runs, score, train, validate, verify_log  # noqa: F401  isort: skip
 from . import report  # noqa: F401  isort: skip
 from . import serve, users  # noqa: F401  isort: skip
+from . import indicators  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 
