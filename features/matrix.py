@@ -38,9 +38,10 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from .catalog import CATALOG, DERIVED, SOURCES, Source, switched_off
+from .catalog import Catalog, Source, default_catalog
+from .config import IndicatorConfig, current_config
 from .indicators._base import Context, Granularity, month_diff, snap
-from .indicators.peers import add_benchmarks, add_peer_columns, add_percentiles
+from .indicators.peers import add_benchmarks, add_percentiles
 from .progress import ProgressFn, report
 from .tables import Tables, is_active
 
@@ -62,31 +63,6 @@ _CONTEXT = ("taxpayer_id", *CATEGORICAL)
 #: per as-of month keeps a training batch of hundreds of dates to at most one per month.
 INFORMATION_GRANULARITY: Granularity = "month"
 _KEY = ["as_of", "taxpayer_id"]
-#: industry_norms metrics joined onto the base as ``norm_<metric>`` (null where absent)
-NORM_METRICS = (
-    "tax_burden_warning",
-    "kwh_per_unit",
-    "input_output_ratio",
-    "loss_rate",
-    "avg_price",
-    "density_t_per_m3",
-    "wages_per_unit",
-    "vat_rate",
-    "input_output_floor",
-    "raw_price",
-    "tax_burden_avg",
-    "mineral_fee_rate",
-    "kiln_capacity",
-    "cycles",
-)
-#: other spellings of norm metrics seen in data folders -> the name used here
-NORM_ALIASES = {
-    "wage_per_unit": "wages_per_unit",
-    "kiln_capacity_t": "kiln_capacity",
-    "cycles_per_month": "cycles",
-    "density": "density_t_per_m3",
-    "price": "avg_price",
-}
 _INTERNAL = {"registered_on", "county_id", "industry_model"}
 
 
@@ -139,16 +115,17 @@ def _population(ctx: Context) -> ir.Table:
     return p.mutate(county_id=p.county_id.fill_null(p.unit_id))
 
 
-def _norms(ctx: Context, base: ir.Table) -> ir.Table:
+def _norms(ctx: Context, base: ir.Table, metrics: Sequence[str]) -> ir.Table:
+    """``norm_<metric>`` for the ``industry_norms`` metrics the catalog reads (null where the
+    industry has none, or the table is absent) and ``industry_model``."""
     if ctx.has("industry_norms"):
         n = ctx.tables["industry_norms"]
-        n = n.mutate(metric=n.metric.substitute(NORM_ALIASES))
         wide = n.group_by("industry").aggregate(
-            **{f"norm_{m}": n.value.max(where=n.metric == m) for m in NORM_METRICS}
+            **{f"norm_{m}": n.value.max(where=n.metric == m) for m in metrics}
         )
         base = base.left_join(wide, "industry").drop("industry_right")
     else:
-        base = base.mutate(**{f"norm_{m}": ibis.null("float64") for m in NORM_METRICS})
+        base = base.mutate(**{f"norm_{m}": ibis.null("float64") for m in metrics})
     if ctx.has("industries"):
         i = ctx.tables["industries"].select("industry", industry_model=ibis._.model)
         base = base.left_join(i, "industry").drop("industry_right")
@@ -157,20 +134,18 @@ def _norms(ctx: Context, base: ir.Table) -> ir.Table:
     return base
 
 
-def _derived(base: ir.Table, stage: int) -> ir.Table:
+def _derived(base: ir.Table, stage: int, catalog: Catalog, cfg: IndicatorConfig) -> ir.Table:
     """The catalog's derived columns of one stage, each where its inputs exist."""
-    for d in DERIVED:
+    for d in catalog.derived:
         if d.stage == stage and all(c in base.columns for c in d.needs):
-            base = base.mutate(**{d.name: d.fn(base).cast("float64")})
-    if stage != 1:
-        return base
-    cols = {}
-    if "vat_filed_2_12" in base.columns:
-        expected = ibis.greatest(ibis.least(base.age_months, 12.0) - 1.0, 0.0)
-        cols["missing_returns_12"] = ibis.greatest(
-            expected - base.vat_filed_2_12.fill_null(0).cast("float64"), 0.0
-        )
-    return base.mutate(**cols) if cols else base
+            base = base.mutate(**{d.name: d.fn(base, cfg).cast("float64")})
+    return base
+
+
+def _benchmarks(base: ir.Table, catalog: Catalog, cfg: IndicatorConfig) -> ir.Table:
+    """The catalog's benchmarks whose column exists and that are not joined yet."""
+    todo = [b for b in catalog.benchmarks if b.column in base.columns and b.out not in base.columns]
+    return add_benchmarks(base, todo, cfg) if todo else base
 
 
 def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Table:
@@ -187,8 +162,8 @@ def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Tabl
     return j.select(*fields)
 
 
-def _sources_for(present: set[str]) -> list[Source]:
-    return [s for s in SOURCES.values() if all(t in present for t in s.tables)]
+def _sources_for(catalog: Catalog, present: set[str]) -> list[Source]:
+    return [s for s in catalog.sources.values() if all(t in present for t in s.tables)]
 
 
 def source_table(src: Source, ctx: Context) -> ir.Table:
@@ -214,15 +189,20 @@ class _Pipeline:
         lazy: bool = False,
         progress: ProgressFn | None = None,
         timings: dict[str, float] | None = None,
+        config: IndicatorConfig | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog or default_catalog()
+        self.cfg = (config or current_config()).check(self.catalog.indicators)
         self.as_ofs = sorted({pd.Timestamp(d).date() for d in as_ofs})
         self.info = {d: snap(d, INFORMATION_GRANULARITY) for d in self.as_ofs}
         # every source reads the tables as of the information date (see ``snap``)
-        self.ctx = Context.create(tables, self.as_ofs).snapped(INFORMATION_GRANULARITY)
+        ctx = Context.create(tables, self.as_ofs, self.cfg)
+        self.ctx = ctx.snapped(INFORMATION_GRANULARITY)
         self.present = set(tables.tables)
-        self.off = switched_off(self.present)
-        self.active = {k: ind for k, ind in CATALOG.items() if k not in self.off}
-        self.sources = _sources_for(self.present)
+        self.off = self.catalog.switched_off(self.present)
+        self.active = {k: ind for k, ind in self.catalog.indicators.items() if k not in self.off}
+        self.sources = _sources_for(self.catalog, self.present)
         self.lazy = lazy
         self.progress = progress
         self.timings = timings
@@ -268,20 +248,33 @@ class _Pipeline:
         n = len(self.sources)
         base = self.stage("join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)])
         self.ctx.built.clear()
-        prev, base = base, self.stage("derived", _derived(_norms(self.ctx, base), 1))
-        self._release(prev)
+        cat, cfg = self.catalog, self.cfg
+        # derived (1) -> benchmarks -> family transforms + derived (2) -> benchmarks of the
+        # stage-2 columns + derived (3) -> values; each stage materialised, the previous
+        # released
+        prev = base
+        base = self.stage(
+            "derived", _derived(_norms(self.ctx, base, cat.norms), 1, cat, cfg), drop=[prev]
+        )
         report(self.progress, "features", n + 1, steps)
-        prev, base = base, self.stage("benchmarks", add_benchmarks(base), drop=[base])
-        prev, base = base, self.stage("peers", _derived(add_peer_columns(base), 2), drop=[base])
+        prev, base = base, self.stage("benchmarks", _benchmarks(base, cat, cfg))
+        self._release(prev)
+        step = base
+        for tr in cat.transforms:
+            step = tr.fn(step, cfg)
+        prev, base = base, self.stage("peers", _derived(step, 2, cat, cfg), drop=[base])
         report(self.progress, "features", n + 2, steps)
-        values = {k: ind.value(base) for k, ind in self.active.items()}
-        base = self.stage("values", base.mutate(**values), drop=[base])
+        step = _derived(_benchmarks(base, cat, cfg), 3, cat, cfg)
+        values = {k: ind.value(step, cfg) for k, ind in self.active.items()}
+        base = self.stage("values", step.mutate(**values), drop=[base])
         report(self.progress, "features", n + 3, steps)
         return base
 
     def final(self, pairs: pd.DataFrame | None = None) -> ir.Table:
         base = self.values()
-        extra = {f"{k}__fired": ind.fired(base, base[k]) for k, ind in self.active.items()}
+        cfg = self.cfg
+        by_value = {k: ind for k, ind in self.active.items() if ind.line == "value"}
+        extra = {f"{k}__fired": ind.fired(base, base[k], cfg) for k, ind in by_value.items()}
         pct = [k for k, ind in self.active.items() if ind.pct]
         keep = None
         if pairs is not None:
@@ -298,6 +291,14 @@ class _Pipeline:
             ).drop_duplicates()
             keep = ibis.memtable(info)
         base = add_percentiles(base.mutate(**extra), pct, keep=keep)
+        # quantile lines fire on the industry percentile
+        by_pct = {
+            f"{k}__fired": ind.fired(base, base[k], cfg, pct=base[f"{k}__pct"])
+            for k, ind in self.active.items()
+            if ind.line == "quantile"
+        }
+        if by_pct:
+            base = base.mutate(**by_pct)
         base = base.drop(*[c for c in base.columns if c.startswith("_") or c in _INTERNAL])
         base = self._to_dates(base)
         if pairs is not None:
@@ -345,10 +346,16 @@ class _Pipeline:
         self.cached.clear()
 
 
-def matrix_expression(tables: Tables, as_ofs: Sequence[dt.date]) -> ir.Table:
+def matrix_expression(
+    tables: Tables,
+    as_ofs: Sequence[dt.date],
+    *,
+    config: IndicatorConfig | None = None,
+    catalog: Catalog | None = None,
+) -> ir.Table:
     """The whole matrix as one unexecuted Ibis expression (no stage materialised): what a
     non-DuckDB engine would run (``ibis.to_sql(expr, dialect="pyspark")``)."""
-    return _Pipeline(tables, as_ofs, lazy=True).final()
+    return _Pipeline(tables, as_ofs, lazy=True, config=config, catalog=catalog).final()
 
 
 def _build(
@@ -357,8 +364,12 @@ def _build(
     progress: ProgressFn | None,
     timings: dict[str, float] | None = None,
     pairs: pd.DataFrame | None = None,
+    config: IndicatorConfig | None = None,
+    catalog: Catalog | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    pipe = _Pipeline(tables, as_ofs, progress=progress, timings=timings)
+    pipe = _Pipeline(
+        tables, as_ofs, progress=progress, timings=timings, config=config, catalog=catalog
+    )
     steps = len(pipe.sources) + 6
     try:
         out = pipe.final(pairs)
@@ -393,11 +404,18 @@ def _to_frame(table: object, indicator_ids: list[str]) -> pd.DataFrame:
 
 
 def build_matrix(
-    tables: Tables, as_of: dt.date, *, progress: ProgressFn | None = None
+    tables: Tables,
+    as_of: dt.date,
+    *,
+    progress: ProgressFn | None = None,
+    config: IndicatorConfig | None = None,
+    catalog: Catalog | None = None,
 ) -> pd.DataFrame:
     """The feature matrix as of one date: index ``taxpayer_id`` (str), one row per taxpayer
-    active at ``as_of``; see the module docstring for the columns."""
-    df, off = _build(tables, [as_of], progress)
+    active at ``as_of``; see the module docstring for the columns. ``config``: thresholds
+    and parameters (default: the run's, :func:`~taxrisk.features.config.current_config`);
+    ``catalog``: the indicators (default: every family of ``features/indicators/``)."""
+    df, off = _build(tables, [as_of], progress, config=config, catalog=catalog)
     df = df.drop(columns="as_of").set_index("taxpayer_id")
     df.attrs["switched_off"] = off
     df.attrs["as_of"] = as_of.isoformat()
@@ -411,6 +429,8 @@ def build_matrices(
     *,
     progress: ProgressFn | None = None,
     pairs: pd.DataFrame | None = None,
+    config: IndicatorConfig | None = None,
+    catalog: Catalog | None = None,
 ) -> pd.DataFrame:
     """Feature matrices for many as-of dates in one pass: MultiIndex ``(as_of, taxpayer_id)``
     (``as_of`` a ``datetime.date``). Each date's rows equal ``build_matrix(tables, as_of)``.
@@ -430,7 +450,7 @@ def build_matrices(
                 "taxpayer_id": pairs["taxpayer_id"].astype(str),
             }
         )
-    df, off = _build(tables, dates, progress, pairs=pairs)
+    df, off = _build(tables, dates, progress, pairs=pairs, config=config, catalog=catalog)
     df = df.set_index(["as_of", "taxpayer_id"])
     df.attrs["switched_off"] = off
     return df

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     seed: int = 42
     # scoring and dispatch tunables: a TOML overriding serving/config.toml (TAXRISK_SERVING_CONFIG)
     serving_config: Path | None = None
+    # indicator thresholds and parameters: a TOML overriding features/indicator_defaults.toml
+    # (TAXRISK_INDICATOR_CONFIG)
+    indicator_config: Path | None = None
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:

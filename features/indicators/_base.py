@@ -14,25 +14,25 @@ the number of months between the period and the as-of month).
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from ..config import IndicatorConfig, current_config, default_config
 from ..tables import Tables, in_force
 
 __all__ = [
+    "Benchmark",
     "Context",
     "Derived",
+    "Family",
     "Indicator",
     "Source",
-    "defaults",
+    "Transform",
     "log_ratio",
     "month_diff",
     "safe_div",
@@ -41,19 +41,6 @@ __all__ = [
 
 Measure = Literal["outreach", "guidance", "notice", "assessment", "audit"]
 Direction = Literal["high", "low"]
-
-_DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "indicator_defaults.toml"
-
-
-@cache
-def defaults() -> dict[str, Any]:
-    """The documented defaults (``features/indicator_defaults.toml``)."""
-    with _DEFAULTS_FILE.open("rb") as f:
-        return tomllib.load(f)
-
-
-def threshold(name: str) -> float:
-    return float(defaults()["thresholds"][name])
 
 
 def _known_at(t: ir.Table, as_of: ir.DateValue) -> list[ir.BooleanValue]:
@@ -99,57 +86,142 @@ class Derived:
     """A per-taxpayer column computed on the joined base from other columns.
 
     ``needs``: base columns it reads (it is skipped when one is absent, e.g. its source's
-    optional table is missing). ``stage`` 1 runs before the industry benchmarks, stage 2
-    after them (and may read ``ind_<col>_med``).
+    optional table is missing). ``fn(base, config)``. ``stage`` 1 runs before the industry
+    benchmarks, stage 2 after them (and may read the benchmarks, e.g. ``ind_<col>_med``).
     """
 
     name: str
     needs: tuple[str, ...]
-    fn: Callable[[ir.Table], ir.Value]
+    fn: Callable[[ir.Table, IndicatorConfig], ir.Value]
     stage: int = 1
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """An industry benchmark: a quantile of a base column within (as_of, industry, taxpayer
+    type), over the active taxpayers with a value, joined onto the base as ``name``
+    (default ``ind_<column>_med``, the median). ``q``: the quantile, or the dotted key of a
+    config parameter that holds it (``"thresholds.vat_burden"``)."""
+
+    column: str
+    q: float | str = 0.5
+    name: str = ""
+
+    @property
+    def out(self) -> str:
+        return self.name or f"ind_{self.column}_med"
+
+    def quantile(self, cfg: IndicatorConfig) -> float:
+        if isinstance(self.q, str):
+            section, key = self.q.split(".")
+            if section == "thresholds":
+                return cfg.threshold(key)
+            return float(getattr(getattr(cfg, section), key))
+        return self.q
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A whole-base step of a family (e.g. peer-group percentiles): ``fn(base, config)``
+    returns the base with columns added; runs after the benchmarks, before the stage-2
+    derived columns."""
+
+    name: str
+    fn: Callable[[ir.Table, IndicatorConfig], ir.Table]
+
+
+Line = Literal["value", "quantile"]
 
 
 @dataclass(frozen=True)
 class Indicator:
     """One risk indicator of the catalog (DESIGN: "indicators are a catalog").
 
-    ``compute(base)``: float value per base row (null where the data do not cover it).
-    ``direction``: "high" or "low" = risky. ``threshold``: the default firing value;
-    ``fires(base, value)`` overrides the comparison (e.g. an industry warning line).
+    ``compute(base, config)``: float value per base row (null where the data do not cover
+    it). ``direction``: "high" or "low" = risky. The threshold is the run config's
+    ``thresholds.<id>``; with ``line="value"`` the indicator fires when the value is at or
+    above (high) / at or below (low) it, and ``fires`` overrides the
+    comparison (``fires(base, value, config)``, e.g. an industry warning line). With ``line="quantile"`` the threshold is a
+    share q: it fires when the value's industry percentile ``<id>__pct`` is at least q (high)
+    or at most 1 - q (low), and ``fires`` (if given) is an extra condition. ``basis``: why
+    that threshold (a passage of the documents, or the quantile of the population).
     ``pct``: also emit the value's percentile within the industry (``<id>__pct``).
-    ``requires``: columns of the base it reads (documentation and checks).
     """
 
     id: str
     name_zh: str
     name_en: str
     tables: tuple[str, ...]
-    compute: Callable[[ir.Table], ir.Value]
+    compute: Callable[[ir.Table, IndicatorConfig], ir.Value]
     direction: Direction
-    threshold: float
     measure: Measure
     guide_zh: str
     guide_en: str
+    basis: str = ""
     classic: bool = False
-    fires: Callable[[ir.Table, ir.Value], ir.BooleanValue] | None = None
+    fires: Callable[[ir.Table, ir.Value, IndicatorConfig], ir.BooleanValue] | None = None
+    line: Line = "value"
     pct: bool = True
     group: str = ""
     unit: str = ""
+    #: what the threshold is, where it is not a value in ``unit`` (``quantile`` lines: the
+    #: industry quantile; an indicator with its own ``fires`` may say what its number means)
+    threshold_unit: str = ""
 
-    def value(self, base: ir.Table) -> ir.FloatingValue:
+    @property
+    def threshold(self) -> float:
+        """The packaged default threshold (documentation; a run uses its own config's)."""
+        return default_config().thresholds.get(self.id, float("nan"))
+
+    def value(self, base: ir.Table, cfg: IndicatorConfig | None = None) -> ir.FloatingValue:
         """The value, rounded to 9 decimals: parallel sums differ in the last bits from run
         to run, and ties must stay ties for flags and percentiles to be deterministic."""
-        return self.compute(base).cast("float64").round(9)
+        cfg = cfg or current_config()
+        return self.compute(base, cfg).cast("float64").round(9)
 
-    def fired(self, base: ir.Table, value: ir.Value) -> ir.IntegerValue:
-        """0/1: the indicator fires (0 where the value is null)."""
-        if self.fires is not None:
-            cond = self.fires(base, value)
+    def fired(
+        self,
+        base: ir.Table,
+        value: ir.Value,
+        cfg: IndicatorConfig | None = None,
+        pct: ir.Value | None = None,
+    ) -> ir.IntegerValue:
+        """0/1: the indicator fires (0 where the value is null). ``pct``: the value's
+        industry percentile (needed by a ``quantile`` line)."""
+        cfg = cfg or current_config()
+        t = cfg.threshold(self.id)
+        if self.line == "quantile":
+            if pct is None:
+                raise ValueError(f"{self.id}: a quantile line needs the percentile column")
+            cond = pct >= t if self.direction == "high" else pct <= 1.0 - t
+            if self.fires is not None:
+                cond = cond & self.fires(base, value, cfg)
+        elif self.fires is not None:
+            cond = self.fires(base, value, cfg)
         elif self.direction == "high":
-            cond = value >= self.threshold
+            cond = value >= t
         else:
-            cond = value <= self.threshold
-        return ibis.ifelse(value.notnull() & cond, 1, 0).cast("int8")
+            cond = value <= t
+        return ibis.ifelse(value.notnull() & cond.fill_null(False), 1, 0).cast("int8")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of indicators (one module of ``features/indicators/``), declaring everything
+    the matrix needs from it: its ``sources`` (per-taxpayer aggregates of tables), its
+    ``derived`` columns, the industry ``benchmarks`` it reads, the ``industry_norms``
+    metrics it reads (joined as ``norm_<metric>``, null where absent), whole-base
+    ``transforms`` and its ``indicators``. ``order``: families are built in ascending order
+    (a source may reuse those of earlier families, see :attr:`Context.built`)."""
+
+    name: str
+    order: int
+    sources: tuple[Source, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    benchmarks: tuple[Benchmark, ...] = ()
+    norms: tuple[str, ...] = ()
+    transforms: tuple[Transform, ...] = ()
+    indicators: tuple[Indicator, ...] = ()
 
 
 # -- expression helpers ---------------------------------------------------------------------
@@ -228,6 +300,7 @@ class Context:
     ``dates``: one row per as-of date: ``as_of``, ``m0`` and ``lo_N`` bounds.
     ``single``: the as-of date when there is exactly one (rows are then filtered with
     :meth:`Tables.known` and literals, which lets the engine push filters into scans).
+    ``config``: the run's configuration (thresholds and parameters).
     ``built``: the tables of the sources already built by the matrix pipeline, by source name,
     keyed ``(as_of, taxpayer_id)`` at the pipeline's dates (information dates, which every
     coarser snap keeps): a later source may reuse them instead of rescanning its tables.
@@ -237,14 +310,18 @@ class Context:
     dates: ir.Table
     single: dt.date | None
     frame: pd.DataFrame = field(repr=False)
+    config: IndicatorConfig = field(default_factory=current_config, repr=False)
     built: dict[str, ir.Table] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def create(cls, tables: Tables, as_ofs: Sequence[dt.date]) -> Context:
+    def create(
+        cls, tables: Tables, as_ofs: Sequence[dt.date], config: IndicatorConfig | None = None
+    ) -> Context:
         frame = dates_frame(as_ofs)
         dates = ibis.memtable(frame)
         single = frame["as_of"].iloc[0] if len(frame) == 1 else None
-        return cls(tables=tables, dates=dates, single=single, frame=frame)
+        cfg = config or current_config()
+        return cls(tables=tables, dates=dates, single=single, frame=frame, config=cfg)
 
     def snapped(self, granularity: Granularity) -> Context:
         """The context a source of this granularity is computed in: one date per distinct
@@ -265,7 +342,7 @@ class Context:
         same = frame[["as_of", "m0"]].equals(self.frame[["as_of", "m0"]])
         # the built sources are keyed by this context's dates: shared only if they are kept
         built = self.built if same else {}
-        return Context(self.tables, ibis.memtable(frame), single, frame, built)
+        return Context(self.tables, ibis.memtable(frame), single, frame, self.config, built)
 
     def snap_map(self, granularity: Granularity) -> ir.Table:
         """as_of -> _snap for every as-of date of this context."""

@@ -20,7 +20,17 @@ as-of month, over returns *filed* on or before the as-of date):
           ``vat_cit_revenue_log`` (ln VAT sales / CIT revenue on quarters both cover).
 ``local`` ``surcharge_12`` (urban construction + education), ``property_tax_12``,
           ``land_use_tax_12``, ``stamp_tax_12``.
-Derived: ``surcharge_coverage`` = surcharges / (10% of positive VAT payable, ``vat_paid_pos_12``).
+Derived: ``missing_returns_12`` (months k=2..12 of the taxpayer's life with no VAT return
+filed); ``surcharge_rate_paid`` (surcharges / positive VAT paid, for taxpayers that pay
+both); ``surcharge_coverage`` = surcharges / (the expected rate x positive VAT paid,
+``vat_paid_pos_12``), the expected rate being the industry's median ``surcharge_rate_paid``
+(the local rates, whatever they are: urban construction 7%, 5% or 1% by location, plus the
+education surcharges), or ``declarations.surcharge_rate_fallback`` (7%) where nobody pays.
+
+Norms read: ``tax_burden_warning``. Benchmarks: industry medians of ``vat_burden``,
+``sales_yoy``, ``cit_burden``, ``profit_margin``, ``surcharge_rate_paid``, and the
+quantile ``thresholds.vat_burden`` of ``vat_burden`` (``ind_vat_burden_low``: the
+warning line where the industry has no norm).
 """
 
 from __future__ import annotations
@@ -28,9 +38,10 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Context, Derived, Indicator, Source, defaults, log_ratio, safe_div, threshold
+from ..config import IndicatorConfig
+from ._base import Benchmark, Context, Derived, Family, Indicator, Source, log_ratio, safe_div
 
-__all__ = ["DERIVED", "INDICATORS", "SOURCES"]
+__all__ = ["FAMILY"]
 
 _KEY = ["as_of", "taxpayer_id"]
 
@@ -40,7 +51,7 @@ def _null() -> ir.FloatingValue:
 
 
 def vat_source(ctx: Context) -> ir.Table:
-    low = float(defaults()["thresholds"]["low_declaration_yuan"])
+    low = ctx.config.declarations.low_declaration_yuan
     w = ctx.window("vat_returns", 15)
     win = ibis.window(group_by=[w.as_of, w.taxpayer_id])
     w = w.mutate(
@@ -172,10 +183,25 @@ def local_source(ctx: Context) -> ir.Table:
     )
 
 
-def _surcharge_coverage(b: ir.Table) -> ir.FloatingValue:
-    """Surcharges paid / (``surcharge_rate`` x positive VAT paid), over k=1..12; null when
-    less than 100 yuan of VAT was paid."""
-    rate = float(defaults()["thresholds"]["surcharge_rate"])
+def _missing_returns(b: ir.Table, cfg: IndicatorConfig) -> ir.FloatingValue:
+    """Returns due in k=2..12 (months the taxpayer existed, the last one not yet due) not
+    filed."""
+    expected = ibis.greatest(ibis.least(b.age_months, 12.0) - 1.0, 0.0)
+    return ibis.greatest(expected - b.vat_filed_2_12.fill_null(0).cast("float64"), 0.0)
+
+
+def _surcharge_rate_paid(b: ir.Table, cfg: IndicatorConfig) -> ir.FloatingValue:
+    return ibis.ifelse(
+        (b.vat_paid_pos_12 > 100.0) & (b.surcharge_12 > 0),
+        safe_div(b.surcharge_12, b.vat_paid_pos_12),
+        _null(),
+    )
+
+
+def _surcharge_coverage(b: ir.Table, cfg: IndicatorConfig) -> ir.FloatingValue:
+    """Surcharges paid / (expected rate x positive VAT paid), over k=1..12; null when less
+    than 100 yuan of VAT was paid."""
+    rate = b.ind_surcharge_rate_paid_med.fill_null(cfg.declarations.surcharge_rate_fallback)
     return ibis.ifelse(
         b.vat_paid_pos_12 > 100.0,
         safe_div(b.surcharge_12.fill_null(0.0), b.vat_paid_pos_12 * rate),
@@ -184,8 +210,24 @@ def _surcharge_coverage(b: ir.Table) -> ir.FloatingValue:
 
 
 DERIVED = [
-    Derived("surcharge_coverage", ("vat_paid_pos_12", "surcharge_12"), _surcharge_coverage),
+    Derived("missing_returns_12", ("vat_filed_2_12", "age_months"), _missing_returns),
+    Derived("surcharge_rate_paid", ("vat_paid_pos_12", "surcharge_12"), _surcharge_rate_paid),
+    Derived(
+        "surcharge_coverage",
+        ("vat_paid_pos_12", "surcharge_12", "ind_surcharge_rate_paid_med"),
+        _surcharge_coverage,
+        stage=2,
+    ),
 ]
+
+BENCHMARKS = (
+    Benchmark("vat_burden"),
+    Benchmark("vat_burden", q="thresholds.vat_burden", name="ind_vat_burden_low"),
+    Benchmark("sales_yoy"),
+    Benchmark("cit_burden"),
+    Benchmark("profit_margin"),
+    Benchmark("surcharge_rate_paid"),
+)
 
 
 SOURCES = [
@@ -209,16 +251,15 @@ SOURCES = [
 # -- indicators -----------------------------------------------------------------------------
 
 
-def _burden_fires(base: ir.Table, value: ir.Value) -> ir.BooleanValue:
+def _burden_fires(base: ir.Table, value: ir.Value, cfg: IndicatorConfig) -> ir.BooleanValue:
     """Below the industry warning line: the `tax_burden_warning` norm where the industry has
-    one, else ``vat_burden_warning_factor`` x the industry median burden. General taxpayers
+    one, else the industry's quantile ``thresholds.vat_burden`` of the burden. General taxpayers
     only: the warning line is a credit-invoice VAT norm (small-scale ones pay a flat levy)."""
-    factor = float(defaults()["thresholds"]["vat_burden_warning_factor"])
-    line = base.norm_tax_burden_warning.fill_null(base.ind_vat_burden_med * factor)
+    line = base.norm_tax_burden_warning.fill_null(base.ind_vat_burden_low)
     return (value < line) & (base.sales_12 > 0) & (base.taxpayer_type == "general")
 
 
-def _three_period(base: ir.Table) -> ir.FloatingValue:
+def _three_period(base: ir.Table, cfg: IndicatorConfig) -> ir.FloatingValue:
     """Current quarter's VAT / expected, expected = mean of the previous quarter and the same
     quarter last year scaled by the industry's year-on-year sales change."""
     growth = base.ind_sales_yoy_med.fill_null(0.0).exp()
@@ -239,10 +280,15 @@ INDICATORS = [
         name_zh="增值税税负率低于行业预警值",
         name_en="VAT burden below the industry warning line",
         tables=("vat_returns",),
-        compute=lambda b: b.vat_burden,
+        compute=lambda b, c: b.vat_burden,
         direction="low",
-        threshold=0.0,
+        basis=(
+            "DOMAIN: tax burden below the industry warning line (beer maker 4.87% vs industry "
+            "4.99%); the line is the industry's tax_burden_warning norm, else population "
+            "quantile 0.1 of the industry's general taxpayers' burden."
+        ),
         fires=_burden_fires,
+        threshold_unit="industry quantile, where no tax_burden_warning norm",
         measure="assessment",
         classic=True,
         unit="ratio",
@@ -260,10 +306,18 @@ INDICATORS = [
         name_zh="税负率与行业中位数之比",
         name_en="VAT burden relative to the industry median",
         tables=("vat_returns",),
-        compute=lambda b: safe_div(b.vat_burden, b.ind_vat_burden_med),
+        compute=lambda b, c: safe_div(b.vat_burden, b.ind_vat_burden_med),
         direction="low",
+        fires=lambda b, v, c: (
+            (v <= c.threshold("vat_burden_ratio")) & (b.taxpayer_type == "general")
+        ),
         pct=False,
-        threshold=threshold("vat_burden_ratio"),
+        basis=(
+            "DOMAIN: industry burdens rose after assessment (flour 0.23% to 0.61%): "
+            "under-declaring firms sat well under half the post-assessment level; fires at half"
+            " the industry median, general taxpayers only (small-scale ones pay a flat levy, "
+            "many under the exemption line)."
+        ),
         measure="notice",
         unit="ratio",
         group=_G,
@@ -278,10 +332,14 @@ INDICATORS = [
         name_zh="连续零申报、负申报",
         name_en="Consecutive zero or negative VAT declarations",
         tables=("vat_returns",),
-        compute=lambda b: b.zero_negative_streak,
+        compute=lambda b, c: b.zero_negative_streak,
         direction="high",
         pct=False,
-        threshold=threshold("zero_negative_streak"),
+        basis=(
+            "DOMAIN: zero or negative declarations, long-running (Wuwei: 104 firms); "
+            "long-running taken as the documents' 6 consecutive months of the low-declaration "
+            "screen."
+        ),
         measure="notice",
         classic=True,
         unit="months",
@@ -297,9 +355,16 @@ INDICATORS = [
         name_zh="近12个月零负申报占比",
         name_en="Share of zero or negative VAT months in the last 12",
         tables=("vat_returns",),
-        compute=lambda b: b.zero_negative_share,
+        compute=lambda b, c: b.zero_negative_share,
         direction="high",
-        threshold=threshold("zero_negative_share"),
+        fires=lambda b, v, c: (
+            (v >= c.threshold("zero_negative_share"))
+            & (b.zero_negative_streak < c.threshold("zero_negative_streak"))
+        ),
+        basis=(
+            "DOMAIN: zero or negative declarations; fires at 9 of 12 months (0.75) that are not"
+            " a current streak (the streak rule takes those): intermittent zero filers."
+        ),
         measure="outreach",
         unit="share",
         group=_G,
@@ -314,10 +379,18 @@ INDICATORS = [
         name_zh="连续6个月申报税额低于50元",
         name_en="VAT under 50 yuan for 6 consecutive months",
         tables=("vat_returns",),
-        compute=lambda b: b.low_declaration_streak,
+        compute=lambda b, c: b.low_declaration_streak,
         direction="high",
+        fires=lambda b, v, c: (
+            (v >= c.threshold("low_declaration_streak"))
+            & (b.zero_negative_streak < c.threshold("zero_negative_streak"))
+        ),
         pct=False,
-        threshold=threshold("low_declaration_streak"),
+        basis=(
+            "DOMAIN: tax paid under 50 yuan for 6 consecutive months (Zhengzhou); here the "
+            "token payers (some VAT paid, under 50 yuan a month): those paying nothing are the "
+            "zero-negative rule's."
+        ),
         measure="notice",
         classic=True,
         unit="months",
@@ -333,9 +406,12 @@ INDICATORS = [
         name_zh="进项税额变动率高于销售额变动率",
         name_en="Input tax rising faster than sales",
         tables=("vat_returns",),
-        compute=lambda b: b.input_tax_change - b.sales_change,
+        compute=lambda b, c: b.input_tax_change - b.sales_change,
         direction="high",
-        threshold=threshold("input_tax_vs_sales_change"),
+        basis=(
+            "DOMAIN: input-tax change rate anomaly (sudden rise of input tax vs sales); fires "
+            "when input tax grew 30% faster than sales (ln 1.3) half-year on half-year."
+        ),
         measure="assessment",
         classic=True,
         unit="log ratio",
@@ -351,9 +427,12 @@ INDICATORS = [
         name_zh="进项税额占销项税额比例偏高",
         name_en="Input tax close to or above output tax",
         tables=("vat_returns",),
-        compute=lambda b: b.input_output_tax_ratio,
+        compute=lambda b, c: b.input_output_tax_ratio,
         direction="high",
-        threshold=threshold("input_output_tax_ratio"),
+        basis=(
+            "DOMAIN: input tax vs output tax; fires at 1.0, input tax as large as output tax "
+            "over 12 months (进销项倒挂: nothing paid on a year's value added)."
+        ),
         measure="notice",
         unit="ratio",
         group=_G,
@@ -370,7 +449,10 @@ INDICATORS = [
         tables=("vat_returns",),
         compute=_three_period,
         direction="low",
-        threshold=threshold("three_period"),
+        basis=(
+            "DOMAIN: three-period comparison (previous, current, expected); fires when the "
+            "current quarter is under half the expected."
+        ),
         measure="notice",
         unit="ratio",
         group=_G,
@@ -385,9 +467,12 @@ INDICATORS = [
         name_zh="增值税销售额与所得税收入不一致",
         name_en="VAT sales and income-tax revenue disagree",
         tables=("vat_returns", "cit_returns"),
-        compute=lambda b: b.vat_cit_revenue_log.abs(),
+        compute=lambda b, c: b.vat_cit_revenue_log.abs(),
         direction="high",
-        threshold=threshold("vat_cit_revenue_mismatch"),
+        basis=(
+            "DOMAIN: national vs local tax declarations compared; fires when VAT sales and CIT "
+            "revenue over the same quarters are 25% apart (|ln| 0.223)."
+        ),
         measure="notice",
         unit="|log ratio|",
         group=_G,
@@ -402,11 +487,14 @@ INDICATORS = [
         name_zh="所得税贡献率低于行业",
         name_en="Income-tax burden below the industry",
         tables=("cit_returns",),
-        compute=lambda b: safe_div(b.cit_burden, b.ind_cit_burden_med),
+        compute=lambda b, c: safe_div(b.cit_burden, b.ind_cit_burden_med),
         direction="low",
-        threshold=threshold("cit_burden"),
-        fires=lambda b, v: (
-            (v < threshold("cit_burden")) & (b.cit_revenue_4q > 0) & (b.ind_cit_burden_med > 0)
+        basis=(
+            "DOMAIN: tax burden (income tax paid / sales) vs the industry's average; fires "
+            "under a quarter of the industry median."
+        ),
+        fires=lambda b, v, c: (
+            (v < c.threshold("cit_burden")) & (b.cit_revenue_4q > 0) & (b.ind_cit_burden_med > 0)
         ),
         measure="notice",
         unit="ratio",
@@ -422,11 +510,14 @@ INDICATORS = [
         name_zh="长亏不倒",
         name_en="Chronic losses yet never closing",
         tables=("cit_returns",),
-        compute=lambda b: b.loss_quarter_streak,
+        compute=lambda b, c: b.loss_quarter_streak,
         direction="high",
         pct=False,
-        threshold=threshold("long_loss_streak"),
-        fires=lambda b, v: (v >= threshold("long_loss_streak")) & (b.sales_12 > 0),
+        basis=(
+            "DOMAIN: long-term loss yet never closing (长亏不倒, Zhengzhou); fires at 6 quarters of"
+            " loss in a row while still selling."
+        ),
+        fires=lambda b, v, c: (v >= c.threshold("long_loss")) & (b.sales_12 > 0),
         measure="assessment",
         unit="quarters",
         group=_G,
@@ -441,10 +532,13 @@ INDICATORS = [
         name_zh="逾期未申报(非正常户风险)",
         name_en="VAT returns due but not filed",
         tables=("vat_returns",),
-        compute=lambda b: b.missing_returns_12,
+        compute=lambda b, c: b.missing_returns_12,
         direction="high",
         pct=False,
-        threshold=threshold("missing_returns"),
+        basis=(
+            "DOMAIN: data-quality duty (清户) and the abnormal-taxpayer risk; fires at 2 due VAT "
+            "returns not filed in 12 months (one late month is common)."
+        ),
         measure="guidance",
         unit="months",
         group=_G,
@@ -459,10 +553,14 @@ INDICATORS = [
         name_zh="两税比对:缴纳增值税未足额缴纳附加税费",
         name_en="Two-tax comparison: VAT paid without its surcharges",
         tables=("vat_returns", "local_tax_returns"),
-        compute=lambda b: b.surcharge_coverage,
+        compute=lambda b, c: b.surcharge_coverage,
         direction="low",
         pct=False,
-        threshold=threshold("two_tax"),
+        basis=(
+            "DOMAIN: two-tax comparison, 20 firms paid VAT but no city-construction tax; fires "
+            "when surcharges are under half of VAT paid times the industry's median surcharge "
+            "rate (the local rates; 7% urban construction where nobody pays)."
+        ),
         measure="notice",
         classic=True,
         unit="ratio",
@@ -474,3 +572,13 @@ INDICATORS = [
         "fees.",
     ),
 ]
+
+FAMILY = Family(
+    name="declarations",
+    order=10,
+    sources=tuple(SOURCES),
+    derived=tuple(DERIVED),
+    benchmarks=BENCHMARKS,
+    norms=("tax_burden_warning",),
+    indicators=tuple(INDICATORS),
+)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from ._base import Context, Source, month_diff, safe_div
+from ._base import Context, Family, Source, month_diff, safe_div
 
-__all__ = ["INDICATORS", "SOURCES"]
+__all__ = ["FAMILY"]
 
 
 def history_source(ctx: Context) -> ir.Table:
@@ -49,4 +49,4 @@ SOURCES = [
         zero_fill=("prior_audits", "prior_adjusted", "recovered_24m"),
     )
 ]
-INDICATORS: list = []
+FAMILY = Family(name="history", order=70, sources=tuple(SOURCES))

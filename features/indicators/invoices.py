@@ -20,9 +20,9 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Context, Derived, Indicator, Source, log_ratio, safe_div, threshold
+from ._base import Benchmark, Context, Derived, Family, Indicator, Source, log_ratio, safe_div
 
-__all__ = ["DERIVED", "INDICATORS", "SOURCES", "fuel_industries"]
+__all__ = ["FAMILY", "fuel_industries"]
 
 FUEL_NAME_RE = (
     r"(?i)(成品油|石油|加油|燃油|燃料|柴油|汽油|fuel|petrol|gasoline|diesel|\boil\b|gas station)"
@@ -119,7 +119,7 @@ DERIVED = [
     Derived(
         "invoice_declared_gap",
         ("inv_out_cmp", "sales_cmp"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             (_fill0(b.inv_out_cmp) > 0) | (_fill0(b.sales_cmp) > 0),
             safe_div(
                 _fill0(b.inv_out_cmp) - _fill0(b.sales_cmp),
@@ -131,7 +131,7 @@ DERIVED = [
     Derived(
         "stranded_share",
         ("inv_in_tax_cmp", "input_tax_cmp"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             (b.taxpayer_type == "general") & (b.inv_in_tax_cmp > 0),
             safe_div(
                 ibis.greatest(b.inv_in_tax_cmp - _fill0(b.input_tax_cmp), 0.0), b.inv_in_tax_cmp
@@ -142,7 +142,7 @@ DERIVED = [
     Derived(
         "purchases_to_sales",
         ("inv_in_cmp", "sales_cmp"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             b.inv_in_cmp > 0,
             ibis.least(safe_div(b.inv_in_cmp, ibis.greatest(_fill0(b.sales_cmp), 1000.0)), 100.0),
             ibis.null("float64"),
@@ -151,14 +151,14 @@ DERIVED = [
     Derived(
         "sales_to_purchases",
         ("inv_in_amount_12", "sales_12"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             b.inv_in_amount_12 > 0, safe_div(b.sales_12, b.inv_in_amount_12), ibis.null("float64")
         ),
     ),
     Derived(
         "fuel_share",
         ("fuel_in_amount_12", "inv_in_amount_12"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             b.inv_in_amount_12 > 0,
             safe_div(_fill0(b.fuel_in_amount_12), b.inv_in_amount_12),
             ibis.null("float64"),
@@ -167,7 +167,7 @@ DERIVED = [
     Derived(
         "log_inv_out_12",
         ("inv_out_amount_12",),
-        lambda b: (ibis.greatest(_fill0(b.inv_out_amount_12), 0.0) + 1.0).ln(),
+        lambda b, c: (ibis.greatest(_fill0(b.inv_out_amount_12), 0.0) + 1.0).ln(),
     ),
 ]
 
@@ -179,9 +179,13 @@ INDICATORS = [
         name_zh="开票金额大于申报销售额",
         name_en="Invoiced sales above declared sales",
         tables=("invoices", "vat_returns"),
-        compute=lambda b: b.invoice_declared_gap,
+        compute=lambda b, c: b.invoice_declared_gap,
         direction="high",
-        threshold=threshold("invoice_vs_declared"),
+        basis=(
+            "DOMAIN: invoices issued vs declared sales, above declared by more than a set "
+            "share; every invoiced sale is a declared sale, so the share is only a tolerance "
+            "for credit notes and month-end timing: 5%."
+        ),
         measure="assessment",
         classic=True,
         unit="share",
@@ -197,9 +201,12 @@ INDICATORS = [
         name_zh="滞留票:取得进项发票未申报抵扣",
         name_en="Stranded invoices: purchase invoices never declared",
         tables=("invoices", "vat_returns"),
-        compute=lambda b: b.stranded_share,
+        compute=lambda b, c: b.stranded_share,
         direction="high",
-        threshold=threshold("stranded_invoices"),
+        basis=(
+            "DOMAIN: stranded invoices (滞留票), purchase invoices never declared; fires when a "
+            "fifth of the received invoice tax was never claimed."
+        ),
         measure="assessment",
         classic=True,
         unit="share",
@@ -215,9 +222,17 @@ INDICATORS = [
         name_zh="购进金额远大于申报销售额",
         name_en="Purchases invoiced far above declared sales",
         tables=("invoices", "vat_returns"),
-        compute=lambda b: b.purchases_to_sales,
+        compute=lambda b, c: b.purchases_to_sales,
         direction="high",
-        threshold=threshold("purchases_vs_sales"),
+        line="quantile",
+        fires=lambda b, v, c: (v > 1.0) & (b.taxpayer_type == "small_scale"),
+        basis=(
+            "DOMAIN: advance receipts and inventory, hidden purchases mean hidden sales; "
+            "population quantile 0.95 of the industry's purchases / declared sales, purchases "
+            "above sales, small-scale taxpayers only (they cannot deduct input tax; a general "
+            "taxpayer's excess purchases are credit carried forward, which "
+            "input_output_tax_ratio reads)."
+        ),
         measure="notice",
         unit="ratio",
         group=_G,
@@ -231,9 +246,15 @@ INDICATORS = [
         name_zh="成品油进项抵扣异常",
         name_en="Refined-oil input out of line with the business",
         tables=("invoices", "industries"),
-        compute=lambda b: log_ratio(b.fuel_share + 0.01, b.ind_fuel_share_med + 0.01),
+        compute=lambda b, c: log_ratio(b.fuel_share + 0.01, b.ind_fuel_share_med + 0.01),
         direction="high",
-        threshold=threshold("fuel_input"),
+        line="quantile",
+        fires=lambda b, v, c: v > 0.693,
+        basis=(
+            "DOMAIN: refined-oil input deduction out of line with the business; population "
+            "quantile 0.95 of the industry's fuel share of purchases, and above twice the "
+            "industry median."
+        ),
         measure="notice",
         unit="log ratio",
         group=_G,
@@ -244,3 +265,12 @@ INDICATORS = [
         "bought for others, invoices are fictitious or fuel went to exempt use.",
     ),
 ]
+
+FAMILY = Family(
+    name="invoices",
+    order=20,
+    sources=tuple(SOURCES),
+    derived=tuple(DERIVED),
+    benchmarks=(Benchmark("fuel_share"), Benchmark("sales_to_purchases")),
+    indicators=tuple(INDICATORS),
+)

@@ -5,14 +5,20 @@ seller's VAT returns and deregistration count only if known by then.
 
 Per registered seller, four signals (each 0/1):
 
-1. *issues much, pays little*: invoice tax issued in k=1..12 at least ``issue_pay_ratio``
-   times its positive VAT payable, and over 1,000 yuan;
+1. *issues much, pays little*: invoice tax issued in k=1..12 over 1,000 yuan, and its ratio
+   to the positive VAT payable at least ``issue_pay_ratio`` times the median ratio of the
+   seller's industry (a thin-margin trade issues much per yuan paid by nature: the industry
+   is the yardstick);
 2. *new*: registered fewer than ``young_months`` months before the as-of month;
 3. *no staff*: social-insurance headcount at most ``max_headcount`` in its last 3 months
-   (counted 0 when the ``social_insurance`` table is absent);
+   (never counted when the ``social_insurance`` table is absent);
 4. *surge*: monthly invoicing in k=1..3 over ``surge_ratio`` times that of k=4..12.
 
-``shell_score`` (0..4) is the taxpayer's own count. A supplier is *risky* when its score is
+``shell_score`` (0..4) is the taxpayer's own count, 0 unless signal 1 is present (the
+signals of a new, small or growing firm are not a shell's without it). A supplier is judged
+by its four signals alone (at least the ``shell_company`` threshold, signal 1 then against
+its own VAT paid: invoice tax at least ``issue_pay_ratio`` times it): a buyer's exposure is
+to the supplier's risk, whatever the supplier's industry. A supplier is *risky* when its score is
 at least ``shell_seller`` or it has deregistered (a vanished seller, 走逃).
 ``risky_in_amount_12``: purchases in k=1..12 from risky suppliers; derived ``shell_exposure``:
 their share of all purchases ``inv_in_amount_12`` (suppliers outside the registry count in
@@ -27,12 +33,14 @@ source reads the tables itself.
 
 from __future__ import annotations
 
+import math
+
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Context, Derived, Indicator, Source, defaults, month_diff, threshold
+from ._base import Context, Derived, Family, Indicator, Source, month_diff
 
-__all__ = ["DERIVED", "INDICATORS", "SOURCES"]
+__all__ = ["FAMILY"]
 
 
 def _issued(ctx: Context) -> ir.Table:
@@ -80,12 +88,13 @@ def _heads(ctx: Context) -> ir.Table:
 
 def _sellers(ctx: Context) -> ir.Table:
     """Signals of every registered taxpayer known at each (monthly) as-of date."""
-    cfg = defaults()["shell"]
+    cfg = ctx.config.shell
     issued, paid = _issued(ctx), _paid(ctx)
     tp = ctx.known_all("taxpayers")
     tp = tp.select(
         "as_of",
         "taxpayer_id",
+        "industry",
         _age=month_diff(tp.m0, tp.registered_on),
         _gone=tp.deregistered_on.notnull() & (tp.deregistered_on <= tp.as_of),
     )
@@ -99,29 +108,45 @@ def _sellers(ctx: Context) -> ir.Table:
         heads_col = ibis.literal(1e9)
     tax = s._tax.fill_null(0.0)
     paid_col = s._paid.fill_null(0.0)
-    s1 = (tax > 1000.0) & (tax >= float(cfg["issue_pay_ratio"]) * paid_col)
-    s2 = s._age < int(cfg["young_months"])
-    s3 = (tax > 0) & (heads_col <= float(cfg["max_headcount"]))
-    s4 = (s._recent.fill_null(0.0) / 3.0) > float(cfg["surge_ratio"]) * (
+    s = s.mutate(
+        _ipl=(ibis.greatest(tax, 0.0) + 1.0).ln() - (ibis.greatest(paid_col, 0.0) + 1.0).ln()
+    )
+    # the industry's median ratio among its invoicing sellers (as_of, industry)
+    med = (
+        s.filter(s._tax > 1000.0)
+        .group_by(["as_of", "industry"])
+        .aggregate(_ipl_med=ibis._._ipl.median())
+    )
+    s = s.left_join(med, ["as_of", "industry"]).drop("as_of_right", "industry_right")
+    tax = s._tax.fill_null(0.0)
+    s1 = (tax > 1000.0) & (s._ipl >= s._ipl_med.fill_null(0.0) + math.log(cfg.issue_pay_ratio))
+    s2 = s._age < cfg.young_months
+    s3 = (tax > 0) & (heads_col <= cfg.max_headcount)
+    s4 = (s._recent.fill_null(0.0) / 3.0) > cfg.surge_ratio * (
         s._before.fill_null(0.0) / 9.0
     ) + 1000.0
-    score = sum(ibis.ifelse(x, 1, 0) for x in (s1, s2, s3, s4))
+    others = sum(ibis.ifelse(x, 1, 0) for x in (s2, s3, s4))
+    score = ibis.ifelse(s1, 1 + others, 0)
+    # a supplier's own "issues much, pays little": ``issue_pay_ratio`` times its VAT paid
+    s1_own = (tax > 1000.0) & (s._ipl >= math.log(cfg.issue_pay_ratio))
+    signals = others + ibis.ifelse(s1_own, 1, 0)
     return s.select(
         "as_of",
         "taxpayer_id",
         "_gone",
         shell_score=score.cast("float64"),
-        issue_pay_log=((tax + 1.0) / (paid_col + 1.0)).ln(),
+        _signals=signals.cast("float64"),
+        issue_pay_log=s._ipl,
         _has_tax=tax > 0,
     )
 
 
 def network_source(ctx: Context) -> ir.Table:
     sellers = _sellers(ctx)
-    risky_line = threshold("shell_seller")
+    risky_line = ctx.config.threshold("shell_company")
     w = ctx.window("invoices", 12)
     # the risky suppliers are few: an inner join on them reads invoices as a filter
-    risky = sellers.filter((sellers.shell_score >= risky_line) | sellers._gone).select(
+    risky = sellers.filter((sellers._signals >= risky_line) | sellers._gone).select(
         r_as_of="as_of", r_id="taxpayer_id"
     )
     j = w.join(risky, [w.as_of == risky.r_as_of, w.seller_id == risky.r_id])
@@ -142,7 +167,7 @@ DERIVED = [
     Derived(
         "shell_exposure",
         ("risky_in_amount_12", "inv_in_amount_12"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             b.inv_in_amount_12 > 0,
             ibis.greatest(b.risky_in_amount_12.fill_null(0.0), 0.0) / b.inv_in_amount_12,
             ibis.null("float64"),
@@ -169,9 +194,14 @@ INDICATORS = [
         name_zh="空壳企业特征(多开票少缴税、新办、无员工、开票激增)",
         name_en="Shell-company signals (issues much, pays little, new, no staff, surge)",
         tables=("invoices", "vat_returns"),
-        compute=lambda b: b.shell_score,
+        compute=lambda b, c: b.shell_score,
         direction="high",
-        threshold=threshold("shell_seller"),
+        basis=(
+            "DOMAIN: invoice chain cross-checks; a shell issues much and pays little (invoice "
+            "tax / VAT paid 10x its industry's median ratio) and shows 2 more of: new "
+            "(registered within 12 months), no insured staff (headcount 0), invoicing surge "
+            "(3x)."
+        ),
         measure="audit",
         pct=False,
         unit="signals (0-4)",
@@ -188,9 +218,12 @@ INDICATORS = [
         name_zh="接受空壳或走逃企业发票",
         name_en="Purchases from shell-like or vanished suppliers",
         tables=("invoices", "vat_returns"),
-        compute=lambda b: b.shell_exposure,
+        compute=lambda b, c: b.shell_exposure,
         direction="high",
-        threshold=threshold("shell_exposure"),
+        basis=(
+            "DOMAIN: industry chain, cross-check buyers against sellers; fires when a fifth of "
+            "purchases come from shell-like or vanished (deregistered) suppliers."
+        ),
         measure="assessment",
         unit="share",
         group=_G,
@@ -201,3 +234,11 @@ INDICATORS = [
         "backed by real trade is reversed.",
     ),
 ]
+
+FAMILY = Family(
+    name="network",
+    order=50,
+    sources=tuple(SOURCES),
+    derived=tuple(DERIVED),
+    indicators=tuple(INDICATORS),
+)

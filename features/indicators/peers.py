@@ -3,8 +3,9 @@
 Benchmarks are computed over the taxpayers active at each as-of date, from their own
 point-in-time aggregates (so they are as blind to the future as the aggregates):
 
-``ind_<col>_med``  median of ``<col>`` within (as_of, industry, taxpayer_type), for
-                   :data:`BENCHMARKS`.
+``ind_<col>_med``  median (or another quantile) of ``<col>`` within (as_of, industry,
+                   taxpayer_type), for the benchmarks the families declare
+                   (:class:`~._base.Benchmark`).
 ``size_band``      decade of monthly declared sales: floor(log10(sales_month_avg + 1)).
 ``county_id``      the county of the managing unit (a branch's parent; a county or the city
                    itself otherwise).
@@ -12,41 +13,31 @@ point-in-time aggregates (so they are as blind to the future as the aggregates):
                    sales within industry x taxpayer type x size band x county, falling back to
                    industry x type x size band, then industry x type, when the finer group has
                    fewer than ``min_group``.
-``quota_peer_ratio``  a fixed-quota taxpayer's monthly quota over the median monthly sales of
+``quota_peer_ratio``  a fixed-quota taxpayer's monthly quota over what a self-assessed peer of
+                   its size sells: its purchases on invoices (k=1..12, per month) x the median
+                   sales-to-purchases ratio of the industry's self-assessed taxpayers; without
+                   purchases on invoices, the median monthly sales of
                    self-assessed peers in the same industry and county (industry city-wide when
                    the county has too few).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Indicator, defaults, safe_div, threshold
+from ..config import IndicatorConfig
+from ._base import Benchmark, Family, Indicator, Transform, safe_div
 
 __all__ = [
-    "BENCHMARKS",
-    "INDICATORS",
+    "FAMILY",
     "add_benchmarks",
     "add_peer_columns",
     "add_percentiles",
     "percentile",
 ]
-
-#: base columns whose industry median is a benchmark (when the column exists)
-BENCHMARKS = (
-    "vat_burden",
-    "sales_yoy",
-    "cit_burden",
-    "profit_margin",
-    "kwh_per_sales",
-    "wages_per_sales",
-    "sales_per_head",
-    "fuel_share",
-    "sales_to_purchases",
-    "model_sales_per_unit",
-    "land_tax_per_m2",
-)
 
 
 def percentile(value: ir.NumericValue, group: list[ir.Value]) -> ir.FloatingValue:
@@ -88,15 +79,23 @@ def add_percentiles(base: ir.Table, cols: list[str], *, keep: ir.Table | None = 
     return j.drop("as_of_right", "taxpayer_id_right")
 
 
-def add_benchmarks(base: ir.Table) -> ir.Table:
-    """Join the medians of :data:`BENCHMARKS` (those present) within (as_of, industry,
-    taxpayer type) onto ``base``: general and small-scale taxpayers are taxed differently
+def add_benchmarks(
+    base: ir.Table, benchmarks: Sequence[Benchmark], cfg: IndicatorConfig
+) -> ir.Table:
+    """Join the benchmarks whose column is present (quantiles within (as_of, industry,
+    taxpayer type)) onto ``base``: general and small-scale taxpayers are taxed differently
     (credit-invoice VAT vs a flat levy), so each is compared with its own kind."""
-    cols = [c for c in BENCHMARKS if c in base.columns]
-    if not cols:
+    aggs: dict[str, ir.Value] = {}
+    for bm in benchmarks:
+        if bm.column not in base.columns or bm.out in aggs:
+            continue
+        q = bm.quantile(cfg)
+        col = base[bm.column]
+        aggs[bm.out] = col.median() if q == 0.5 else col.quantile(q)
+    if not aggs:
         return base
     keys = ["as_of", "industry", "taxpayer_type"]
-    med = base.group_by(keys).aggregate(**{f"ind_{c}_med": base[c].median() for c in cols})
+    med = base.group_by(keys).aggregate(**aggs)
     j = base.left_join(med, keys)
     return j.drop("as_of_right", "industry_right", "taxpayer_type_right")
 
@@ -148,10 +147,10 @@ def _peer_percentiles(base: ir.Table, outputs: dict[str, str], min_group: int) -
     return j.select("as_of", "taxpayer_id", **out)
 
 
-def add_peer_columns(base: ir.Table) -> ir.Table:
+def add_peer_columns(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
     """Size band, peer-group percentiles and the fixed-quota peer ratio."""
-    min_group = int(defaults()["peers"]["min_group"])
-    width = float(defaults()["peers"]["size_band_log10_width"])
+    min_group = cfg.peers.min_group
+    width = cfg.peers.size_band_log10_width
     if "sales_month_avg" not in base.columns:
         return base
     band = ((base.sales_month_avg.fill_null(0.0) + 1.0).log10() / width).floor().cast("int64")
@@ -165,18 +164,33 @@ def add_peer_columns(base: ir.Table) -> ir.Table:
     by_county = sa.group_by(["as_of", "industry", "county_id"]).aggregate(
         _q_med_c=sa.sales_month_avg.median(), _q_n_c=sa.taxpayer_id.count()
     )
-    by_ind = sa.group_by(["as_of", "industry"]).aggregate(_q_med_i=sa.sales_month_avg.median())
+    has_inv = "sales_to_purchases" in base.columns and "inv_in_amount_12" in base.columns
+    ind_aggs = {"_q_med_i": sa.sales_month_avg.median()}
+    if has_inv:
+        ind_aggs["_q_s2p_i"] = sa.sales_to_purchases.median()
+    by_ind = sa.group_by(["as_of", "industry"]).aggregate(**ind_aggs)
     base = base.left_join(by_county, ["as_of", "industry", "county_id"]).drop(
         "as_of_right", "industry_right", "county_id_right"
     )
     base = base.left_join(by_ind, ["as_of", "industry"]).drop("as_of_right", "industry_right")
     peer = ibis.ifelse(base._q_n_c >= 5, base._q_med_c, base._q_med_i)
+    drop = ["_q_med_c", "_q_n_c", "_q_med_i"]
+    if has_inv:
+        # a quota shop's purchases at its self-assessed peers' sales-to-purchases ratio: what
+        # a peer of its size sells (size from its invoices, not from its own quota)
+        implied = ibis.ifelse(
+            base.inv_in_amount_12 > 0,
+            base.inv_in_amount_12 / 12.0 * base._q_s2p_i,
+            ibis.null("float64"),
+        )
+        peer = implied.fill_null(peer)
+        drop.append("_q_s2p_i")
     ratio = ibis.ifelse(
         base.collection_method == "fixed_quota",
         safe_div(base.sales_month_avg, peer),
         ibis.null("float64"),
     )
-    return base.mutate(quota_peer_ratio=ratio).drop("_q_med_c", "_q_n_c", "_q_med_i")
+    return base.mutate(quota_peer_ratio=ratio).drop(*drop)
 
 
 _G = "peers"
@@ -187,10 +201,13 @@ INDICATORS = [
         name_zh="同行业同规模同地区税负率排名偏低",
         name_en="VAT burden low among same-industry, same-size, same-county peers",
         tables=("vat_returns",),
-        compute=lambda b: b.peer_burden_pct,
+        compute=lambda b, c: b.peer_burden_pct,
         direction="low",
-        threshold=threshold("peer_burden_pct"),
-        fires=lambda b, v: (v <= threshold("peer_burden_pct")) & (b.sales_12 > 0),
+        basis=(
+            "DOMAIN: peer comparison, same industry, same size, same region; fires in the "
+            "lowest 5% of the peer group (population quantile 0.05)."
+        ),
+        fires=lambda b, v, c: (v <= c.threshold("peer_burden")) & (b.sales_12 > 0),
         measure="notice",
         pct=False,
         unit="percentile",
@@ -206,10 +223,13 @@ INDICATORS = [
         name_zh="同行业同地区销售规模排名",
         name_en="Declared sales rank among same-industry, same-county peers",
         tables=("vat_returns",),
-        compute=lambda b: b.peer_sales_pct,
+        compute=lambda b, c: b.peer_sales_pct,
         direction="low",
-        threshold=threshold("peer_sales_pct"),
-        fires=lambda b, v: (v <= threshold("peer_sales_pct")) & (b.age_months >= 12),
+        basis=(
+            "DOMAIN: peer comparison, same industry and region; fires in the lowest 5% of the "
+            "peer group (population quantile 0.05) after a year of trading."
+        ),
+        fires=lambda b, v, c: (v <= c.threshold("peer_sales")) & (b.age_months >= 12),
         measure="outreach",
         pct=False,
         unit="percentile",
@@ -225,17 +245,30 @@ INDICATORS = [
         name_zh="定期定额户定额低于查账征收同行",
         name_en="Fixed quota below self-assessed peers' sales",
         tables=("vat_returns",),
-        compute=lambda b: b.quota_peer_ratio,
+        compute=lambda b, c: b.quota_peer_ratio,
         direction="low",
         pct=False,
-        threshold=threshold("fixed_quota_vs_peers"),
+        basis=(
+            "DOMAIN: taxpayers paying a fixed quota vs self-assessed peers; the peer is sized "
+            "by the shop's own purchases (at the self-assessed peers' sales-to-purchases "
+            "ratio), not by the median firm, which a quota shop is smaller than by nature; "
+            "fires under half of it."
+        ),
         measure="guidance",
         unit="ratio",
         group=_G,
-        guide_zh="定额不足同行业、同地区查账征收户月销售额中位数的一半:开展定额核定调查,"
+        guide_zh="定额不足按购进发票和查账征收同行购销比测算的销售额的一半:开展定额核定调查,"
         "核实经营面积、设备、雇员和实际营业额,调整定额或督促建账建制。",
-        guide_en="Quota under half the median monthly sales of self-assessed peers: survey the "
+        guide_en="Quota under half the sales its purchases imply at self-assessed peers' "
+        "sales-to-purchases ratio: survey the "
         "business (floor area, equipment, staff, real turnover), raise the quota or move the "
         "business to book-keeping.",
     ),
 ]
+
+FAMILY = Family(
+    name="peers",
+    order=60,
+    transforms=(Transform("peer_columns", add_peer_columns),),
+    indicators=tuple(INDICATORS),
+)

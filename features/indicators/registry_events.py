@@ -8,9 +8,11 @@ matching declaration must itself be known (filed) by the as-of date.
 ``registrations``  ``equity_transfers_24``, ``legal_rep_changes_12``,
                    ``address_changes_12``, ``capital_changes_12``, ``scope_changes_12``.
 ``equity_tax``     ``equity_unmatched_24``: priced equity transfers in the last 24 months
-                   without a stamp-duty return in the transfer month to 3 months after
-                   carrying at least 90% of the duty on the price (0.05%); without a ``local_tax_returns`` table, without income tax (CIT
-                   payable > 0) in the transfer quarter or the next.
+                   lacking either trace of their taxes: a stamp-duty return in the transfer
+                   month to 3 months after carrying at least 90% of the duty on the price
+                   (0.05%; checked where ``local_tax_returns`` is present), or income tax
+                   (CIT payable > 0) in the transfer quarter or the next. A transfer whose
+                   stamp duty was paid but whose income tax was not counts.
 ``property``       ``property_events_24``, ``area_held_m2`` (purchased minus sold area, all
                    history), ``property_value_held``.
 ``property_tax``   ``property_unmatched_24``: property sales without a stamp-duty return within
@@ -24,17 +26,13 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Context, Derived, Indicator, Source, defaults, month_diff, safe_div, threshold
+from ._base import Benchmark, Context, Derived, Family, Indicator, Source, month_diff, safe_div
 
-__all__ = ["DERIVED", "INDICATORS", "SOURCES"]
+__all__ = ["FAMILY"]
 
 _KEY = ["as_of", "taxpayer_id"]
 #: stamp duty on a transfer contract (产权转移书据): 0.05% of the price
 STAMP_RATE = 0.0005
-
-
-def _grace() -> int:
-    return int(defaults()["windows"]["grace_months"])
 
 
 def registrations_source(ctx: Context) -> ir.Table:
@@ -62,25 +60,24 @@ def equity_tax_source(ctx: Context) -> ir.Table:
     t = r.filter(
         (r.change_type == "equity_transfer")
         & (r.amount.fill_null(0.0) > 0)
-        & (month_diff(r.m0, r.changed_on) >= _grace())
+        & (month_diff(r.m0, r.changed_on) >= ctx.config.windows.grace_months)
     ).select("as_of", "taxpayer_id", "changed_on", "amount", _m=r.changed_on.truncate("M"))
+    keys = ["as_of", "taxpayer_id", "changed_on"]
+    # income tax declared in the transfer quarter or the next (the gain is taxable income)
+    c = ctx.window("cit_returns", 27)
+    c = c.filter(c.tax_payable > 0).select("as_of", "taxpayer_id", c_period=c.period)
+    cm = t.join(c, ["as_of", "taxpayer_id"])
+    cm = cm.filter(month_diff(cm.c_period, cm._m.truncate("Q")).isin([0, 3]))
+    matched = cm.select(*keys).distinct()
     stamp = _stamp(ctx)
     if stamp is not None:
-        # the transfer contract bears stamp duty (产权转移书据): its specific trace
+        # and the transfer contract's stamp duty (产权转移书据): both must be there
         sm = t.join(stamp, ["as_of", "taxpayer_id"])
         d = month_diff(sm.s_period, sm._m)
         enough = sm.s_tax >= STAMP_RATE * 0.9 * sm.amount
-        matched = sm.filter((d >= 0) & (d <= 3) & enough).select(
-            "as_of", "taxpayer_id", "changed_on"
-        )
-    else:
-        # without local returns: income tax declared in the transfer quarter or the next
-        c = ctx.window("cit_returns", 27)
-        c = c.filter(c.tax_payable > 0).select("as_of", "taxpayer_id", c_period=c.period)
-        cm = t.join(c, ["as_of", "taxpayer_id"])
-        cm = cm.filter(month_diff(cm.c_period, cm._m.truncate("Q")).isin([0, 3]))
-        matched = cm.select("as_of", "taxpayer_id", "changed_on")
-    un = t.anti_join(matched, ["as_of", "taxpayer_id", "changed_on"])
+        stamped = sm.filter((d >= 0) & (d <= 3) & enough).select(*keys).distinct()
+        matched = matched.semi_join(stamped, keys)
+    un = t.anti_join(matched, keys)
     return un.group_by(_KEY).aggregate(equity_unmatched_24=un.changed_on.count().cast("float64"))
 
 
@@ -110,7 +107,7 @@ def property_tax_source(ctx: Context) -> ir.Table:
         "as_of", "taxpayer_id", "event_on", "event", "value", _age=age, _m=p.event_on.truncate("M")
     )
     # sales without stamp duty within 3 months
-    sales = ev.filter((ev.event == "sale") & (ev._age >= _grace()))
+    sales = ev.filter((ev.event == "sale") & (ev._age >= ctx.config.windows.grace_months))
     stamp = _stamp(ctx)
     assert stamp is not None  # the source requires local_tax_returns
     sm = sales.join(stamp, ["as_of", "taxpayer_id"])
@@ -181,7 +178,7 @@ DERIVED = [
     Derived(
         "land_tax_per_m2",
         ("area_held_m2", "land_use_tax_12"),
-        lambda b: ibis.ifelse(
+        lambda b, c: ibis.ifelse(
             b.area_held_m2 > 0,
             safe_div(b.land_use_tax_12.fill_null(0.0), b.area_held_m2),
             ibis.null("float64"),
@@ -197,9 +194,13 @@ INDICATORS = [
         name_zh="股权转让未申报纳税",
         name_en="Equity transfer without tax declared",
         tables=("registrations", "cit_returns"),
-        compute=lambda b: b.equity_unmatched_24.fill_null(0.0),
+        compute=lambda b, c: b.equity_unmatched_24.fill_null(0.0),
         direction="high",
-        threshold=threshold("equity_transfer_no_tax"),
+        basis=(
+            "DOMAIN: equity transfer (股权转让): the registry shows a transfer with no income tax "
+            "declared; a priced transfer lacking either its stamp duty or its income tax "
+            "counts."
+        ),
         measure="assessment",
         pct=False,
         unit="transfers",
@@ -216,9 +217,12 @@ INDICATORS = [
         name_zh="房产交易、持有未申报相关税收",
         name_en="Property sold or held without the matching declarations",
         tables=("property", "local_tax_returns"),
-        compute=lambda b: b.property_unmatched_24,
+        compute=lambda b, c: b.property_unmatched_24,
         direction="high",
-        threshold=threshold("property_no_declaration"),
+        basis=(
+            "DOMAIN: property contracts (房产网签) and land registry: property sold or held with no"
+            " matching declaration; one unmatched event fires."
+        ),
         measure="notice",
         pct=False,
         unit="events",
@@ -234,7 +238,7 @@ INDICATORS = [
         name_zh="土地面积与城镇土地使用税不匹配",
         name_en="Land held vs land-use tax paid",
         tables=("property", "local_tax_returns"),
-        compute=lambda b: ibis.ifelse(
+        compute=lambda b, c: ibis.ifelse(
             b.area_held_m2 > 0,
             safe_div(b.land_tax_per_m2, b.ind_land_tax_per_m2_med.nullif(0.0)).fill_null(
                 ibis.ifelse(b.land_tax_per_m2 <= 0, 0.0, ibis.null("float64"))
@@ -243,7 +247,10 @@ INDICATORS = [
         ),
         direction="low",
         pct=False,
-        threshold=threshold("land_use_tax"),
+        basis=(
+            "DOMAIN: land area held vs land-use tax paid; fires under half the industry's "
+            "median tax per square metre."
+        ),
         measure="notice",
         unit="ratio",
         group=_G,
@@ -254,3 +261,12 @@ INDICATORS = [
         "needed, set grade and taxable area, and collect the shortfall.",
     ),
 ]
+
+FAMILY = Family(
+    name="registry_events",
+    order=40,
+    sources=tuple(SOURCES),
+    derived=tuple(DERIVED),
+    benchmarks=(Benchmark("land_tax_per_m2"),),
+    indicators=tuple(INDICATORS),
+)

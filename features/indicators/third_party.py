@@ -17,9 +17,9 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from ._base import Context, Derived, Indicator, Source, log_ratio, safe_div, threshold
+from ._base import Benchmark, Context, Derived, Family, Indicator, Source, log_ratio, safe_div
 
-__all__ = ["DERIVED", "INDICATORS", "SOURCES"]
+__all__ = ["FAMILY"]
 
 _CAP = 5.0
 
@@ -61,17 +61,17 @@ DERIVED = [
     Derived(
         "kwh_per_sales",
         ("kwh_month_avg", "sales_month_avg"),
-        lambda b: safe_div(b.kwh_month_avg, b.sales_month_avg),
+        lambda b, c: safe_div(b.kwh_month_avg, b.sales_month_avg),
     ),
     Derived(
         "wages_per_sales",
         ("wages_month_avg", "sales_month_avg"),
-        lambda b: safe_div(b.wages_month_avg, b.sales_month_avg),
+        lambda b, c: safe_div(b.wages_month_avg, b.sales_month_avg),
     ),
     Derived(
         "sales_per_head",
         ("headcount_avg", "sales_month_avg"),
-        lambda b: safe_div(b.sales_month_avg, b.headcount_avg),
+        lambda b, c: safe_div(b.sales_month_avg, b.headcount_avg),
     ),
 ]
 
@@ -90,9 +90,12 @@ INDICATORS = [
         name_zh="用电量与销售额不匹配",
         name_en="Electricity use out of line with declared sales",
         tables=("electricity", "vat_returns"),
-        compute=lambda b: _vs_industry(b, "kwh_month_avg", "kwh_per_sales"),
+        compute=lambda b, c: _vs_industry(b, "kwh_month_avg", "kwh_per_sales"),
         direction="high",
-        threshold=threshold("electricity_vs_sales"),
+        basis=(
+            "DOMAIN: power consumption method (output = electricity / kWh per unit); fires at "
+            "twice the industry's kWh per yuan of sales (ln 2)."
+        ),
         measure="assessment",
         unit="log ratio",
         group=_G,
@@ -107,9 +110,13 @@ INDICATORS = [
         name_zh="工资支出与销售额不匹配",
         name_en="Wages out of line with declared sales",
         tables=("social_insurance", "vat_returns"),
-        compute=lambda b: _vs_industry(b, "wages_month_avg", "wages_per_sales"),
+        compute=lambda b, c: _vs_industry(b, "wages_month_avg", "wages_per_sales"),
         direction="high",
-        threshold=threshold("wages_vs_sales"),
+        basis=(
+            "DOMAIN: social-insurance headcount and wages as third-party data (coal: wages "
+            "about 23 yuan a tonne imply output); fires at twice the industry's wages per yuan "
+            "of sales (ln 2)."
+        ),
         measure="notice",
         unit="log ratio",
         group=_G,
@@ -123,13 +130,16 @@ INDICATORS = [
         name_zh="人均销售额低于同行业",
         name_en="Sales per employee below the industry",
         tables=("social_insurance", "vat_returns"),
-        compute=lambda b: ibis.ifelse(
+        compute=lambda b, c: ibis.ifelse(
             (b.headcount_avg > 0) & (b.sales_month_avg.fill_null(0.0) <= 0),
             -_CAP,
             log_ratio(b.sales_per_head, b.ind_sales_per_head_med),
         ),
         direction="low",
-        threshold=threshold("sales_per_head"),
+        basis=(
+            "DOMAIN: peer comparison with social-insurance headcount; fires at half the "
+            "industry's sales per insured employee (ln 0.5)."
+        ),
         measure="notice",
         unit="log ratio",
         group=_G,
@@ -138,3 +148,16 @@ INDICATORS = [
         "wages and capacity, and ask whether part of the trade is off the books.",
     ),
 ]
+
+FAMILY = Family(
+    name="third_party",
+    order=30,
+    sources=tuple(SOURCES),
+    derived=tuple(DERIVED),
+    benchmarks=(
+        Benchmark("kwh_per_sales"),
+        Benchmark("wages_per_sales"),
+        Benchmark("sales_per_head"),
+    ),
+    indicators=tuple(INDICATORS),
+)

@@ -20,6 +20,7 @@ from . import cases, demo_data, evaluate, features, runs, score, train, validate
 from . import effectiveness  # noqa: F401  isort: skip
 from . import report  # noqa: F401  isort: skip
 from . import serve, users  # noqa: F401  isort: skip
+from . import indicators  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 

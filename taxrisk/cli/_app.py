@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,11 +23,24 @@ console = Console(stderr=True)
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details."),
+    indicator_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--indicator-config",
+            help="TOML overriding the indicator thresholds and parameters for this command "
+            "(default: TAXRISK_INDICATOR_CONFIG; see `taxrisk indicators`).",
+        ),
+    ] = None,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from .indicators import install_indicator_config
+
+    install_indicator_config(indicator_config)
     # one plain line saying where the data came from ("using validated snapshot ...")
     announce = logging.getLogger("taxrisk.features.loading.snapshot")
     if not any(isinstance(h, _ConsoleLine) for h in announce.handlers):

@@ -35,6 +35,14 @@ def features(
         Path,
         typer.Option("--out", help="Output file: .parquet or .csv (by extension)."),
     ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML overriding the indicator thresholds and parameters (default: "
+            "TAXRISK_INDICATOR_CONFIG, else features/indicator_defaults.toml).",
+        ),
+    ] = None,
 ) -> None:
     """Build the feature matrix as of a date and write it.
 
@@ -47,6 +55,7 @@ def features(
     switched off because an optional table is missing.
     """
     from taxrisk.features.catalog import CATALOG
+    from taxrisk.features.config import current_config, load_config
     from taxrisk.features.loading import load_validated
     from taxrisk.features.matrix import build_matrix
     from taxrisk.features.tables import connect
@@ -59,6 +68,7 @@ def features(
             f"expected a .parquet or .csv file, got {out.name!r}", param_hint="--out"
         )
     settings = get_settings()
+    cfg = load_config(config, indicator_ids=CATALOG) if config is not None else current_config()
     settings.ensure_workspace()
     con = connect(settings)
     with progress() as bar:
@@ -70,7 +80,7 @@ def features(
             as_of=as_of_date,
             progress=cb,
         )
-        matrix = build_matrix(loaded.tables, as_of_date, progress=cb)
+        matrix = build_matrix(loaded.tables, as_of_date, progress=cb, config=cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = matrix.reset_index()
     if suffix == ".parquet":

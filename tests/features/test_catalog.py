@@ -1,9 +1,14 @@
 """The catalog: one conformance test over every entry (scikit-learn's parametrize_with_checks
 style), plus the registry's own rules.
 
-Every indicator is checked for: documentation in both languages, a known measure and
-direction, alignment (one value per active taxpayer), determinism, blindness to rows dated
-after the as-of date, and rendering to PySpark SQL.
+Every indicator is checked for: documentation in both languages and the basis of its
+threshold, a known measure and direction, alignment (one value per active taxpayer),
+determinism, blindness to rows dated after the as-of date, and rendering to PySpark SQL.
+
+The suite runs over the default catalog *plus* a family declared in this test module
+(:data:`EXTRA`): an indicator added by declaration alone (a source, a derived column, a
+benchmark, a norm and the indicator, its threshold given in the config) goes through the same
+checks, and appears in the matrix and the catalog export, with no other change.
 """
 
 from __future__ import annotations
@@ -12,18 +17,77 @@ import datetime as dt
 import re
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 import pytest
 from factory import world_frames
-from taxrisk.features.catalog import CATALOG, MEASURES, SOURCES, classic_ids, switched_off
-from taxrisk.features.indicators._base import Context
+from taxrisk.features.catalog import (
+    CATALOG,
+    MEASURES,
+    SOURCES,
+    classic_ids,
+    default_catalog,
+    records,
+    switched_off,
+)
+from taxrisk.features.config import IndicatorConfig, default_config
+from taxrisk.features.indicators._base import (
+    Benchmark,
+    Context,
+    Derived,
+    Family,
+    Indicator,
+    Source,
+    safe_div,
+)
 from taxrisk.features.matrix import _Pipeline, build_matrix
 from taxrisk.features.schema import SCHEMAS
 from taxrisk.features.tables import Tables
 
 AS_OF = dt.date(2024, 3, 20)
-IDS = list(CATALOG)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+# -- an indicator added from outside the package, by declaration alone ----------------------
+
+
+def _peak_source(ctx: Context) -> ir.Table:
+    w = ctx.window("electricity", 12)
+    return w.group_by(["as_of", "taxpayer_id"]).aggregate(kwh_max_12=w.kwh.max())
+
+
+EXTRA = Family(
+    name="test_extra",
+    order=35,
+    sources=(Source("elec_peak", ("electricity",), _peak_source, granularity="month"),),
+    derived=(
+        Derived(
+            "kwh_peak_ratio",
+            ("kwh_max_12", "kwh_month_avg"),
+            lambda b, c: safe_div(b.kwh_max_12, b.kwh_month_avg),
+        ),
+    ),
+    benchmarks=(Benchmark("kwh_peak_ratio"),),
+    norms=("peak_ratio_warning",),
+    indicators=(
+        Indicator(
+            id="power_peak",
+            name_zh="用电峰值异常",
+            name_en="Electricity peak far above the monthly mean",
+            tables=("electricity",),
+            compute=lambda b, c: safe_div(b.kwh_peak_ratio, b.ind_kwh_peak_ratio_med),
+            direction="high",
+            measure="notice",
+            basis="test: 1.5 times the industry median peak ratio",
+            guide_zh="核实用电峰值月份的生产记录与销售申报,检查是否存在集中生产、账外销售。",
+            guide_en="Check production records and declared sales in the peak months of power "
+            "use for concentrated production sold off the books.",
+        ),
+    ),
+)
+EXTENDED = default_catalog().with_family(EXTRA)
+CONFIG: IndicatorConfig = default_config().with_thresholds(power_peak=1.5)
+IDS = list(EXTENDED.indicators)
 
 
 def _future_changed(frames: dict[str, pd.DataFrame], as_of: dt.date) -> dict[str, pd.DataFrame]:
@@ -69,23 +133,29 @@ def frames() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def runs(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Three builds of one world: twice as is, once with the future changed."""
-    a = build_matrix(Tables.from_frames(frames), AS_OF)
-    b = build_matrix(Tables.from_frames(frames), AS_OF)
-    c = build_matrix(Tables.from_frames(_future_changed(frames, AS_OF)), AS_OF)
+    """Three builds of one world (the extended catalog): twice as is, once with the future
+    changed."""
+    kw = {"config": CONFIG, "catalog": EXTENDED}
+    a = build_matrix(Tables.from_frames(frames), AS_OF, **kw)
+    b = build_matrix(Tables.from_frames(frames), AS_OF, **kw)
+    c = build_matrix(Tables.from_frames(_future_changed(frames, AS_OF)), AS_OF, **kw)
     return {"a": a, "b": b, "future": c}
 
 
 @pytest.fixture(scope="module")
 def base_schema(frames: dict[str, pd.DataFrame]) -> ibis.Schema:
-    pipe = _Pipeline(Tables.from_frames(frames), [AS_OF], lazy=True)
+    pipe = _Pipeline(
+        Tables.from_frames(frames), [AS_OF], lazy=True, config=CONFIG, catalog=EXTENDED
+    )
     return pipe.values().schema()
 
 
 @pytest.mark.parametrize("ind_id", IDS)
 def test_documented(ind_id: str) -> None:
-    ind = CATALOG[ind_id]
+    ind = EXTENDED.indicators[ind_id]
     assert ind.id == ind_id and re.fullmatch(r"[a-z][a-z0-9_]*", ind_id)
+    assert len(ind.basis) > 20  # why its threshold: the documents or a population quantile
+    assert ind_id in CONFIG.thresholds
     assert _CJK.search(ind.name_zh) and _CJK.search(ind.guide_zh)
     assert ind.name_en.strip() and len(ind.guide_en) > 60 and not _CJK.search(ind.guide_en)
     assert ind.measure in MEASURES and ind.direction in ("high", "low")
@@ -97,7 +167,8 @@ def test_aligned_deterministic_and_blind_to_the_future(
     ind_id: str, runs: dict[str, pd.DataFrame]
 ) -> None:
     a, b, c = runs["a"], runs["b"], runs["future"]
-    cols = [ind_id, f"{ind_id}__fired"] + ([f"{ind_id}__pct"] if CATALOG[ind_id].pct else [])
+    ind = EXTENDED.indicators[ind_id]
+    cols = [ind_id, f"{ind_id}__fired"] + ([f"{ind_id}__pct"] if ind.pct else [])
     assert all(col in a.columns for col in cols)
     assert a.index.is_unique and a.index.equals(b.index) and a.index.equals(c.index)
     assert a[ind_id].dtype == "float64" and a[f"{ind_id}__fired"].dtype == "int8"
@@ -111,14 +182,15 @@ def test_aligned_deterministic_and_blind_to_the_future(
 def test_renders_to_pyspark(ind_id: str, base_schema: ibis.Schema) -> None:
     ibis.pyspark  # noqa: B018 - registers the PySpark compiler options
     base = ibis.table(base_schema, name="base")
-    ind = CATALOG[ind_id]
-    value = ind.value(base)
-    expr = base.select("taxpayer_id", v=value, f=ind.fired(base, value))
+    ind = EXTENDED.indicators[ind_id]
+    value = ind.value(base, CONFIG)
+    pct = ibis.literal(0.5) if ind.line == "quantile" else None
+    expr = base.select("taxpayer_id", v=value, f=ind.fired(base, value, CONFIG, pct=pct))
     sql = ibis.to_sql(expr, dialect="pyspark")
     assert "SELECT" in sql
 
 
-@pytest.mark.parametrize("name", list(SOURCES))
+@pytest.mark.parametrize("name", list(EXTENDED.sources))
 def test_sources_render_to_pyspark(name: str) -> None:
     """Each source, over unbound tables, for one date and for many (no DuckDB-only SQL)."""
     ibis.pyspark  # noqa: B018
@@ -133,7 +205,7 @@ def test_sources_render_to_pyspark(name: str) -> None:
     )
     for dates in ([AS_OF], [AS_OF, dt.date(2024, 5, 2)]):
         ctx = Context.create(unbound, dates)
-        sql = ibis.to_sql(SOURCES[name].build(ctx), dialect="pyspark")
+        sql = ibis.to_sql(EXTENDED.sources[name].build(ctx), dialect="pyspark")
         assert "asof" not in sql.lower().replace("as_of", "")
 
 
@@ -205,3 +277,48 @@ def test_whole_matrix_renders_to_pyspark() -> None:
     sql = ibis.to_sql(expr, dialect="pyspark")
     assert "ASOF" not in sql.upper().replace("AS_OF", "") and "TABLESAMPLE" not in sql.upper()
     assert "PERCENTILE" in sql and "RANK" in sql
+
+
+def test_an_indicator_added_by_declaration_reaches_the_matrix_and_the_export(
+    runs: dict[str, pd.DataFrame],
+) -> None:
+    """The test family's source, derived column, benchmark and norm are built, its indicator
+    has value, flag and percentile, and the catalog export lists it with its threshold; the
+    default catalog is untouched."""
+    a = runs["a"]
+    assert {"kwh_max_12", "kwh_peak_ratio", "power_peak", "power_peak__pct"} <= set(a.columns)
+    assert a["power_peak"].notna().any() and a["power_peak__fired"].isin([0, 1]).all()
+    # the value is the peak ratio over the industry's median peak ratio
+    has = a["kwh_peak_ratio"].notna()
+    med = a[has].groupby(["industry", "taxpayer_type"], observed=True)["kwh_peak_ratio"]
+    expected = a.loc[has, "kwh_peak_ratio"] / med.transform("median")
+    pd.testing.assert_series_equal(
+        a.loc[has, "power_peak"], expected.round(9), check_names=False, atol=1e-6
+    )
+    fired = a["power_peak"] >= 1.5
+    assert (a["power_peak__fired"] == fired.astype("int8")).all()
+    rows = {r["id"]: r for r in records(EXTENDED, CONFIG)}
+    assert rows["power_peak"]["threshold"] == 1.5 and rows["power_peak"]["family"] == "test_extra"
+    assert "power_peak" not in CATALOG and "elec_peak" not in SOURCES
+
+
+def test_a_threshold_for_no_indicator_or_an_indicator_without_one_is_an_error() -> None:
+    from taxrisk.features.config import ConfigError
+
+    tables = Tables.from_frames(world_frames(12, 14, seed=2))
+    with pytest.raises(ConfigError, match=r"thresholds\.power_peak: no threshold"):
+        build_matrix(tables, AS_OF, catalog=EXTENDED)
+    with pytest.raises(ConfigError, match=r"thresholds\.nope: unknown indicator"):
+        build_matrix(tables, AS_OF, config=default_config().with_thresholds(nope=1.0))
+
+
+def test_norms_read_are_the_contracts() -> None:
+    """The families read only the contract's industry_norms metrics (CONTRACT section 1)."""
+    assert set(default_catalog().norms) == {
+        "kwh_per_unit",
+        "input_output_ratio",
+        "loss_rate",
+        "avg_price",
+        "density_t_per_m3",
+        "tax_burden_warning",
+    }

@@ -30,6 +30,7 @@ def _world() -> dict[str, pd.DataFrame]:
         + vat_rows("E", P13, 1000.0)
         + vat_rows("G", P13, 100.0)
         + vat_rows("H", P13, 100.0)
+        + vat_rows("J", P13, 400.0)
         # filed after the information date: invisible
         + vat_rows("A", ["2024-02"], 9999.0)
     )
@@ -54,26 +55,52 @@ def _world() -> dict[str, pd.DataFrame]:
         }
         for p in P13
     ]
-    local = [
-        {
-            "taxpayer_id": "E",
-            "period": p,
-            "tax_type": "urban_construction",
-            "base": 1000.0,
-            "tax_payable": 10.0,
-            "filed_on": r["filed_on"],
-        }
-        for p, r in zip(P13, vat_rows("E", P13, 1000.0), strict=True)
-    ] + [
-        {
-            "taxpayer_id": "C",
-            "period": "2023-07",
-            "tax_type": "stamp",
-            "base": 1_200_000.0,
-            "tax_payable": 600.0,
-            "filed_on": "2023-08-05",
-        },
-    ]
+    local = (
+        [
+            {
+                "taxpayer_id": "E",
+                "period": p,
+                "tax_type": "urban_construction",
+                "base": 1000.0,
+                "tax_payable": 10.0,
+                "filed_on": r["filed_on"],
+            }
+            for p, r in zip(P13, vat_rows("E", P13, 1000.0), strict=True)
+        ]
+        + [
+            # C and D pay the full surcharges (7% + 3% of VAT paid): the industry's rate is 10%
+            {
+                "taxpayer_id": t,
+                "period": p,
+                "tax_type": "urban_construction",
+                "base": pay,
+                "tax_payable": pay * 0.10,
+                "filed_on": r["filed_on"],
+            }
+            for t, pay in (("C", 500.0), ("D", 300.0))
+            for p, r in zip(P13, vat_rows(t, P13, pay), strict=True)
+        ]
+        + [
+            {
+                "taxpayer_id": "J",
+                "period": "2023-07",
+                "tax_type": "stamp",
+                "base": 800_000.0,
+                "tax_payable": 400.0,
+                "filed_on": "2023-08-05",
+            },
+        ]
+        + [
+            {
+                "taxpayer_id": "C",
+                "period": "2023-07",
+                "tax_type": "stamp",
+                "base": 1_200_000.0,
+                "tax_payable": 600.0,
+                "filed_on": "2023-08-05",
+            },
+        ]
+    )
     regs = [
         {
             "taxpayer_id": "A",
@@ -89,7 +116,26 @@ def _world() -> dict[str, pd.DataFrame]:
             "amount": 1_200_000.0,
             "counterparty": "P2",
         },
+        {
+            "taxpayer_id": "J",
+            "changed_on": "2023-07-03",
+            "change_type": "equity_transfer",
+            "amount": 800_000.0,
+            "counterparty": "P3",
+        },
         {"taxpayer_id": "B", "changed_on": "2023-12-01", "change_type": "legal_rep"},
+    ]
+    # J declared income tax in the transfer quarter (C did not)
+    cit = [
+        {
+            "taxpayer_id": "J",
+            "period": "2023-Q3",
+            "revenue": 150_000.0,
+            "cost": 100_000.0,
+            "profit": 50_000.0,
+            "tax_payable": 12_500.0,
+            "filed_on": "2023-10-15",
+        }
     ]
     audits = [
         {
@@ -120,7 +166,7 @@ def _world() -> dict[str, pd.DataFrame]:
         },
     ]
     return tiny_frames(
-        [{"taxpayer_id": t} for t in "ABCDE"]
+        [{"taxpayer_id": t} for t in "ABCDEJ"]
         + [
             {"taxpayer_id": "F", "registered_on": "2024-04-01"},
             {"taxpayer_id": "G", "deregistered_on": "2024-03-10"},
@@ -128,6 +174,7 @@ def _world() -> dict[str, pd.DataFrame]:
             {"taxpayer_id": "N", "registered_on": "2024-03-05"},
         ],
         vat_returns=vat,
+        cit_returns=cit,
         invoices=inv,
         local_tax_returns=local,
         registrations=regs,
@@ -143,7 +190,7 @@ def m() -> pd.DataFrame:
 
 def test_population_is_point_in_time(m: pd.DataFrame) -> None:
     # F registers later; G deregistered before; H's deregistration is after the as-of date
-    assert set(m.index) == {"A", "B", "C", "D", "E", "H", "N"}
+    assert set(m.index) == {"A", "B", "C", "D", "E", "H", "J", "N"}
     # N registered after the information date: a row, but nothing known about it yet
     assert m.loc["N", "industry"] == "5190" and pd.isna(m.loc["N", "vat_burden"])
     assert m.loc["N", "vat_burden__fired"] == 0
@@ -164,6 +211,11 @@ def test_low_declarations(m: pd.DataFrame) -> None:
     assert m.loc["B", "low_declaration_streak__fired"] == 1
     assert m.loc["B", "zero_negative_streak"] == 0
     assert m.loc["C", "low_declaration_streak__fired"] == 0
+    # A pays nothing for 7 months: the zero-negative rule's, not the token payers' (one
+    # finding per taxpayer, not two for the same months)
+    assert m.loc["A", "low_declaration_streak"] == 7
+    assert m.loc["A", "low_declaration_streak__fired"] == 0
+    assert m.loc["A", "zero_negative_streak__fired"] == 1
 
 
 def test_burden_and_warning_line(m: pd.DataFrame) -> None:
@@ -186,16 +238,25 @@ def test_invoices_vs_declared_and_stranded(m: pd.DataFrame) -> None:
 
 
 def test_two_tax(m: pd.DataFrame) -> None:
+    # the industry's surcharge rate is its payers' median, 10% (C, D at 10%, E at 1%)
+    assert m.loc["C", "surcharge_rate_paid"] == pytest.approx(0.10)
+    assert m.loc["E", "ind_surcharge_rate_paid_med"] == pytest.approx(0.10)
     # E paid 1,000 of VAT a month and 10 of surcharges: 10 / (1,000 x 10%) = 0.1
     assert m.loc["E", "two_tax"] == pytest.approx(0.1)
     assert m.loc["E", "two_tax__fired"] == 1
-    assert m.loc["C", "two_tax"] == pytest.approx(0.0)
+    assert m.loc["C", "two_tax"] == pytest.approx(1.0) and m.loc["C", "two_tax__fired"] == 0
+    # J paid VAT and no surcharge at all
+    assert m.loc["J", "two_tax"] == pytest.approx(0.0) and m.loc["J", "two_tax__fired"] == 1
 
 
-def test_equity_transfer_needs_its_stamp_duty(m: pd.DataFrame) -> None:
-    assert m.loc["A", "equity_transfer_no_tax"] == 1  # no stamp duty at all
+def test_equity_transfer_needs_its_stamp_duty_and_its_income_tax(m: pd.DataFrame) -> None:
+    assert m.loc["A", "equity_transfer_no_tax"] == 1  # neither stamp duty nor income tax
     assert m.loc["A", "equity_transfer_no_tax__fired"] == 1
-    assert m.loc["C", "equity_transfer_no_tax"] == 0  # 600 >= 0.05% x 1,200,000
+    # C paid the stamp duty (600 >= 0.05% x 1,200,000) but no income tax on the transfer
+    assert m.loc["C", "equity_transfer_no_tax"] == 1
+    assert m.loc["C", "equity_transfer_no_tax__fired"] == 1
+    # J paid both (400 = 0.05% x 800,000; CIT in 2023-Q3)
+    assert m.loc["J", "equity_transfer_no_tax"] == 0
     assert m.loc["B", "legal_rep_changes_12"] == 1
 
 

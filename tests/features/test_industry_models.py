@@ -56,7 +56,7 @@ def test_volume_density_and_chain() -> None:
     assert im.chain_implied_sales(1_000_000.0, 1.25) == pytest.approx(1_250_000.0)
 
 
-def _mill_tables() -> Tables:
+def _mill_tables(norms: bool = True) -> Tables:
     """One flour mill (12 months of wheat and flour) and one coal mine (power method)."""
     ps = months("2023-01", 12)
     ops = []
@@ -78,23 +78,43 @@ def _mill_tables() -> Tables:
             },
         ]
     elec = [{"taxpayer_id": "MINE", "period": p, "kwh": 80_000.0, "charge": 48_000.0} for p in ps]
+    # two brickworks: K1 reports its kilns, capacity and cycles, K2 only its kilns
+    for p in ps:
+        ops += [
+            {"taxpayer_id": "K1", "period": p, "metric": "kilns", "value": 24.0},
+            {"taxpayer_id": "K1", "period": p, "metric": "kiln_capacity", "value": 30.0},
+            {"taxpayer_id": "K1", "period": p, "metric": "cycles", "value": 3.4},
+            {"taxpayer_id": "K2", "period": p, "metric": "kilns", "value": 12.0},
+        ]
+    norm_rows = [
+        # the contract's norm is the typical yield (72-75%, flour); assessments use the floor
+        {"industry": "1311", "metric": "input_output_ratio", "value": 0.735},
+        {"industry": "1311", "metric": "avg_price", "value": 2200.0},
+        {"industry": "0610", "metric": "kwh_per_unit", "value": 8.0},
+        {"industry": "0610", "metric": "avg_price", "value": 400.0},
+        {"industry": "3031", "metric": "loss_rate", "value": 0.05},
+        {"industry": "3031", "metric": "avg_price", "value": 120.0},
+    ]
+    extra = {"industry_norms": norm_rows} if norms else {}
     frames = tiny_frames(
-        [{"taxpayer_id": "MILL", "industry": "1311"}, {"taxpayer_id": "MINE", "industry": "0610"}],
+        [
+            {"taxpayer_id": "MILL", "industry": "1311"},
+            {"taxpayer_id": "MINE", "industry": "0610"},
+            {"taxpayer_id": "K1", "industry": "3031"},
+            {"taxpayer_id": "K2", "industry": "3031"},
+        ],
         vat_returns=vat_rows("MILL", ps, 1000.0, sales=100_000.0)
-        + vat_rows("MINE", ps, 5000.0, sales=1_000_000.0),
+        + vat_rows("MINE", ps, 5000.0, sales=1_000_000.0)
+        + vat_rows("K1", ps, 3000.0, sales=250_000.0)
+        + vat_rows("K2", ps, 1000.0, sales=50_000.0),
         operations=ops,
         electricity=elec,
         industries=[
             {"industry": "1311", "name": "小麦加工(面粉)", "model": "input_output"},
             {"industry": "0610", "name": "小煤矿", "model": "power"},
+            {"industry": "3031", "name": "砖瓦", "model": "kiln"},
         ],
-        industry_norms=[
-            {"industry": "1311", "metric": "input_output_floor", "value": 0.65},
-            {"industry": "1311", "metric": "avg_price", "value": 2200.0},
-            {"industry": "1311", "metric": "raw_price", "value": 10_354_056.13 / 6793},
-            {"industry": "0610", "metric": "kwh_per_unit", "value": 8.0},
-            {"industry": "0610", "metric": "avg_price", "value": 400.0},
-        ],
+        **extra,
     )
     return Tables.from_frames(frames)
 
@@ -104,8 +124,9 @@ def test_matrix_applies_the_models() -> None:
     mill, mine = m.loc["MILL"], m.loc["MINE"]
     # flour: over-claimed share = 1,407 t / 6,793 t; its input tax at 13% = 278,766 yuan
     assert mill["io_overclaim_share"] == pytest.approx((6793 - 3501 / 0.65) / 6793)
+    # the input tax claimed on that share of the raw material (the raw material carries it)
     assert mill["io_overclaim_input_tax_12"] == pytest.approx(
-        im.overclaimed_input_tax(6793 - 3501 / 0.65, 6793.0, 10_354_056.13, 0.13)
+        mill["io_overclaim_share"] * mill["input_tax_12"]
     )
     assert mill["input_output_overclaim__fired"] == 1  # 20.7% of the wheat is unexplained
     # implied flour = wheat x 65% = 4,415.45 t a year, 367.95 t a month, x 2,200 yuan
@@ -115,3 +136,25 @@ def test_matrix_applies_the_models() -> None:
     assert mine["model_units_month"] == pytest.approx(10_000.0)
     assert mine["model_gap"] == pytest.approx(0.75)
     assert mine["power_model_gap__fired"] == 1
+    # kiln: K2 did not report capacity or cycles: the industry's reported medians (K1's)
+    k1, k2 = m.loc["K1"], m.loc["K2"]
+    assert k1["model_units_month"] == pytest.approx(24 * 30.0 * 3.4 * 0.95)
+    assert k2["model_units_month"] == pytest.approx(12 * 30.0 * 3.4 * 0.95)
+    assert k2["model_implied_sales"] == pytest.approx(12 * 30.0 * 3.4 * 0.95 * 120.0)
+
+
+def test_models_degrade_without_norms() -> None:
+    """Without industry_norms: the yield is the industry's observed median x the floor share,
+    kWh per unit the documents' 8, the price the industry's median sales per implied unit."""
+    from taxrisk.features.config import default_config
+
+    share = default_config().models.floor_share
+    m = build_matrix(_mill_tables(norms=False), dt.date(2024, 1, 20))
+    mill, mine = m.loc["MILL"], m.loc["MINE"]
+    assert mill["model_units_month"] == pytest.approx(6793 / 12 * (3501 / 6793) * share)
+    assert mine["model_units_month"] == pytest.approx(80_000.0 / 8.0)
+    # alone in its industry, the mine is its own price yardstick: no gap
+    assert mine["model_implied_sales"] == pytest.approx(mine["sales_month_avg"])
+    off = m.attrs["switched_off"]
+    assert "power_model_gap" not in off and "input_output_gap" not in off
+    assert off["stock_mismatch"] == "missing optional table industry_norms"
