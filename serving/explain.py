@@ -34,9 +34,9 @@ with ``L`` the logarithmic mean: the LMDI decomposition (log mean Divisia index)
 effect on log EY, and an item that moves neither model contributes 0 yuan.
 
 **Tail prior.** A model blended with the tail prior (``training/anomaly.py``) predicts
-``p' = (1 - w) p + w p_tail``. The blend is one more item, ``indicator_tail`` (kind
-``"prior"``), with ``l = log p' - log p``: the log change the prior makes to the model's own
-probability. The sum over items is then ``log EY' - log EY0`` and the LMDI step above gives
+the logarithmic pool ``p' = p ** (1 - w) * p_tail ** w``. The prior is one more item,
+``indicator_tail`` (kind ``"prior"``), with ``l = log p' - log p = w (log p_tail - log p)``:
+the log change the prior makes to the model's own probability. The sum over items is then ``log EY' - log EY0`` and the LMDI step above gives
 ``EY0 + sum yuan = EY'`` exactly; its yuan is positive when the taxpayer's indicators sit
 further in their industries' tails than the model alone credits.
 
@@ -231,8 +231,10 @@ def contributions(model: YieldModel, X: pd.DataFrame, *, n_jobs: int | None = No
     prior = getattr(model, "tail_prior_", None)
     weight = float(getattr(model, "tail_weight_", 0.0))
     if prior is not None and weight > 0:
-        p_b = (1.0 - weight) * p + weight * prior.predict_proba(X)
-        log_pb = np.maximum(np.log(np.maximum(p_b, PROBABILITY_FLOOR)), log_floor_p)
+        log_pb = np.maximum(
+            (1.0 - weight) * log_p + weight * np.log(prior.predict_proba(X)), log_floor_p
+        )
+        p_b = np.exp(log_pb)
         logs = np.column_stack([logs, log_pb - log_p])
         c_items = np.column_stack([c_items, np.zeros(n)])
         r_items = np.column_stack([r_items, np.zeros(n)])

@@ -13,11 +13,14 @@ on some indicator is worth a look, whatever the scheme): for each taxpayer,
    indicators (several independent tails weigh more than one).
 
 The score is industry-relative by construction (the percentiles are) and fixed (nothing is
-fitted to schemes). One monotone map is fitted: P(adjusted | tail score), isotonic on the
-training audits, so the prior is a probability; times the model's amount if adjusted it is
-an expected yield in yuan. The ranking blends the two expected yields::
+fitted to schemes). One monotone map is fitted: P(adjusted | tail score), isotonic, on the
+random stratum of the training audits when it has at least :data:`MIN_RANDOM` audits (the
+one sample of the population that old rules did not select; a fit on rule-selected audits
+comes out nearly flat, since the rules already picked tail taxpayers), else on every audit;
+floored at :data:`PROBABILITY_FLOOR`. The ranking pools the two probabilities
+logarithmically (a logarithmic opinion pool)::
 
-    expected_yield = (1 - w) * P_model * amount + w * P_tail * amount
+    P = P_model ** (1 - w) * P_tail ** w,   expected_yield = P * amount
 
 with the weight ``w`` chosen on validation audits by :func:`choose_weight`: the largest
 candidate whose validation capture is not below the unblended model's by more than the
@@ -28,8 +31,9 @@ ranking's insurance against moved evasion (docs/training.md has the figures).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,14 +41,24 @@ from sklearn.isotonic import IsotonicRegression
 
 __all__ = [
     "MAX_SURPRISE",
+    "MIN_RANDOM",
+    "PROBABILITY_FLOOR",
     "TOP",
+    "WEIGHTS",
     "TailPrior",
     "WeightChoice",
     "choose_weight",
+    "directions_of",
+    "fit_blend",
+    "pool",
     "surprise",
     "tail_score",
 ]
 
+#: random-stratum audits needed to calibrate on them alone
+MIN_RANDOM = 50
+#: floor of the prior's probability (the pool takes its log)
+PROBABILITY_FLOOR = 0.005
 #: most surprising indicators averaged into the tail score
 TOP = 3
 #: surprise cap, -log(1 - 0.999): the top 0.1% of an industry are equally surprising
@@ -94,25 +108,36 @@ class TailPrior:
         self,
         matrix: pd.DataFrame,
         adjusted: np.ndarray | pd.Series,
-        sample_weight: np.ndarray | None = None,
+        random_stratum: np.ndarray | pd.Series | None = None,
     ) -> TailPrior:
+        """Fit P(adjusted | tail score) on audits (``random_stratum``: mask of the random
+        audits; used alone when it has :data:`MIN_RANDOM` of them)."""
         s = self.score(matrix).to_numpy()
         y = np.asarray(adjusted, dtype=float)
-        self.iso_ = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-        self.iso_.fit(s, y, sample_weight=sample_weight)
+        use = np.ones(len(y), dtype=bool)
+        self.calibrated_on_ = "all audits"
+        if random_stratum is not None:
+            r = np.asarray(random_stratum, dtype=bool)
+            if r.sum() >= MIN_RANDOM:
+                use, self.calibrated_on_ = r, "random stratum"
+        self.iso_ = IsotonicRegression(
+            y_min=PROBABILITY_FLOOR, y_max=1.0, increasing=True, out_of_bounds="clip"
+        )
+        self.iso_.fit(s[use], y[use])
+        self.n_calibration_ = int(use.sum())
         self.indicators_ = [i for i in self.directions if f"{i}__pct" in matrix.columns]
         return self
 
     def predict_proba(self, matrix: pd.DataFrame) -> np.ndarray:
-        """P(adjusted) from the tail score alone, per row."""
-        return np.asarray(self.iso_.predict(self.score(matrix).to_numpy()), dtype=float)
+        """P(adjusted) from the tail score alone, per row (at least the floor)."""
+        p = np.asarray(self.iso_.predict(self.score(matrix).to_numpy()), dtype=float)
+        return np.maximum(p, PROBABILITY_FLOOR)
 
 
-def blend(p_model: np.ndarray, p_tail: np.ndarray, weight: float) -> np.ndarray:
-    """The blended probability ``(1 - w) p_model + w p_tail``."""
-    return (1.0 - weight) * np.asarray(p_model, dtype=float) + weight * np.asarray(
-        p_tail, dtype=float
-    )
+def pool(p_model: np.ndarray, p_tail: np.ndarray, weight: float) -> np.ndarray:
+    """The logarithmic pool ``p_model ** (1 - w) * p_tail ** w`` (in [0, 1])."""
+    pm = np.maximum(np.asarray(p_model, dtype=float), 1e-15)
+    return np.exp((1.0 - weight) * np.log(pm) + weight * np.log(np.asarray(p_tail, dtype=float)))
 
 
 @dataclass(frozen=True)
@@ -121,10 +146,12 @@ class WeightChoice:
     #: candidate weight -> (validation metric, bootstrap lower bound of metric - unblended)
     candidates: dict[float, tuple[float, float]]
     reason: str
+    #: weight -> the validation ranking's scores at that weight
+    scores: dict[float, np.ndarray] = field(default_factory=dict)
 
 
 def choose_weight(
-    metric: object,
+    metric: Callable[[np.ndarray, np.ndarray], float],
     score_of: dict[float, np.ndarray],
     resamples: Sequence[np.ndarray],
 ) -> WeightChoice:
@@ -137,7 +164,6 @@ def choose_weight(
     paired difference to ``w = 0`` is at least ``-0.01`` (one point of capture): a cost
     within the noise, and never a clear loss.
     """
-    assert callable(metric)
     if 0.0 not in score_of:
         raise ValueError("score_of needs the unblended ranking (weight 0.0)")
     n = len(next(iter(score_of.values())))
@@ -153,13 +179,54 @@ def choose_weight(
         out[w] = (m, lo)
         if lo >= -0.01:
             chosen = w
-    reason = (
-        f"tail-prior weight {chosen:g}: the largest whose validation capture is within one "
-        "point of the unblended model's at the 5th percentile of the paired bootstrap"
+    tried = "; ".join(
+        f"w {w:g}: {m:.3f} (p05 of the difference {lo:+.3f})" for w, (m, lo) in out.items()
     )
-    return WeightChoice(chosen, out, reason)
+    reason = (
+        f"weight {chosen:g}, the largest whose validation metric is within one point of the "
+        f"model alone's at the 5th percentile of the paired bootstrap. Tried: {tried}."
+    )
+    return WeightChoice(chosen, out, reason, dict(score_of))
 
 
 def directions_of(catalog: Iterable[object]) -> dict[str, str]:
     """``{id: direction}`` of catalog entries (anything with ``id`` and ``direction``)."""
     return {str(i.id): str(i.direction) for i in catalog}  # type: ignore[attr-defined]
+
+
+#: candidate weights of the tail prior, tried on validation (0 = the model alone)
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+#: bootstrap draws of the weight choice
+RESAMPLES = 200
+
+
+def fit_blend(
+    X_train: pd.DataFrame,
+    examples_train: pd.DataFrame,
+    X_val: pd.DataFrame,
+    model: Any,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    directions: dict[str, str],
+    *,
+    weights: Sequence[float] = WEIGHTS,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[TailPrior, WeightChoice]:
+    """The tail prior fitted on the training audits and its weight chosen on validation.
+
+    ``model``: the validated :class:`~taxrisk.training.models.YieldModel` (fitted on the
+    training audits only); ``metric(scores, rows)``: the primary validation metric.
+    """
+    prior = TailPrior(directions).fit(
+        X_train,
+        examples_train["adjusted"].to_numpy(),
+        random_stratum=(examples_train["selection_reason"].astype("str") == "random").to_numpy(),
+    )
+    p_model = model.predict_proba(X_val)
+    amount = model.predict_amount(X_val)
+    p_tail = prior.predict_proba(X_val)
+    score_of = {float(w): pool(p_model, p_tail, float(w)) * amount for w in {0.0, *weights}}
+    rng = np.random.default_rng(seed)
+    n = len(X_val)
+    draws = [rng.integers(0, n, n) for _ in range(resamples)]
+    return prior, choose_weight(metric, score_of, draws)

@@ -11,8 +11,8 @@ nothing of MLflow or Optuna (tuning wraps it, tracking logs it).
 * expected yield = P(adjusted) x amount (yuan). Late fees and penalties are not targets.
 
 Tail prior (``training/anomaly.py``): optionally, :meth:`YieldModel.with_tail_prior` blends
-the classifier's P(adjusted) with an unsupervised, industry-relative prior, ``p = (1 - w)
-p_model + w p_tail``, the ranking's insurance against schemes no past audit has seen;
+the classifier's P(adjusted) with an unsupervised, industry-relative prior by a logarithmic
+pool, ``p = p_model ** (1 - w) * p_tail ** w``, the ranking's insurance against schemes no past audit has seen;
 ``predict`` returns the blended probability and expected yield, ``predict_proba`` the
 classifier's alone.
 
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from taxrisk.features.errors import TaxriskError
 
-from .anomaly import TailPrior
+from .anomaly import TailPrior, pool
 
 __all__ = ["FeatureMismatch", "NotFitted", "YieldModel", "prepare_features"]
 
@@ -244,8 +244,7 @@ class YieldModel:
         one), amount (yuan if adjusted), expected_yield (yuan)."""
         p = self.predict_proba(X, allow_extra=allow_extra)
         if self.tail_prior_ is not None and self.tail_weight_ > 0:
-            w = self.tail_weight_
-            p = (1.0 - w) * p + w * self.tail_prior_.predict_proba(X)
+            p = pool(p, self.tail_prior_.predict_proba(X), self.tail_weight_)
         a = self.predict_amount(X, allow_extra=allow_extra)
         return pd.DataFrame({"probability": p, "amount": a, "expected_yield": p * a}, index=X.index)
 

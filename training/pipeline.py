@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from taxrisk.features.catalog import CATALOG
 from taxrisk.features.progress import ProgressFn, report
 
 from . import plots
+from .anomaly import TailPrior, directions_of, fit_blend
 from .baselines import LogisticYield, old_rules_scores, random_scores
 from .bias import propensity_weights, selection_propensity
 from .config import TrainingConfig, load_config
@@ -248,9 +250,16 @@ def train(
         for k, p in preds.items()
     }
     chosen = cfg.bias_method if cfg.bias_method != "auto" else _choose_bias(per_variant, cfg)
+    # the tail prior (training/anomaly.py): fitted on the training audits, its weight chosen
+    # on validation; the validated model is the pooled one
+    primary_fn = metric_on_rows(cfg.primary_metric, exva, cfg.top_share)
+    directions = directions_of(CATALOG.values())
+    _, tail = fit_blend(Xtr, extr, Xva, variants[chosen], primary_fn, directions, seed=cfg.seed)
+    validated = tail.scores[tail.weight]
     logistic = LogisticYield(seed=cfg.seed).fit(Xtr, extr["adjusted"], extr["tax_recovered"])
     scores = {
-        "model": preds[chosen]["expected_yield"].to_numpy(),
+        "model": validated,
+        "model_without_tail_prior": preds[chosen]["expected_yield"].to_numpy(),
         "model_probability_only": preds[chosen]["probability"].to_numpy(),
         **{f"model_bias_{k}": p["expected_yield"].to_numpy() for k, p in preds.items()},
         "old_rules": old_rules_scores(Xva).to_numpy(),
@@ -268,6 +277,11 @@ def train(
         cfg.seed,
         None if chosen == "none" else w_all,
     )
+    if tail.weight > 0:
+        prior_all = TailPrior(directions).fit(
+            X, ex["adjusted"].to_numpy(), random_stratum=(ex["selection_reason"] == "random")
+        )
+        final.with_tail_prior(prior_all, tail.weight)
     logistic_all = LogisticYield(seed=cfg.seed).fit(X, ex["adjusted"], ex["tax_recovered"])
     report(progress, "fit and validate", 3, 3)
     timings["fit_validate"] = time.perf_counter() - t1 - timings["tuning"]
@@ -291,6 +305,7 @@ def train(
                     "validation_cut": cut.date().isoformat(),
                     "bias_method": chosen,
                     "bias_config": cfg.bias_method,
+                    "tail_prior_weight": tail.weight,
                     "n_features": X.shape[1],
                     "seed": cfg.seed,
                     "first_selected": ex["selected_on"].min().date().isoformat(),
@@ -318,6 +333,9 @@ def train(
             metrics[f"labels.{reason}.examples"] = float(row["examples"])
             metrics[f"labels.{reason}.adjusted"] = float(row["adjusted"])
         metrics |= {f"time.{k}_s": v for k, v in timings.items()}
+        for w, (value, low) in tail.candidates.items():
+            metrics[f"tail_prior.w{w:g}.{primary}"] = value
+            metrics[f"tail_prior.w{w:g}.diff_p05"] = low
         mlflow.log_metrics(metrics)
         # the candidate as validated (fitted on the training part) against the champion, on
         # the validation audits neither was fitted on; fails closed (training/tracking.py)
@@ -357,6 +375,7 @@ def train(
                     "comparison": comparison,
                     "top_share": cfg.top_share,
                     "champion_note": decision.reason + champ_metric_note,
+                    "tail_note": tail.reason,
                 }
             )
             (d / "model_card.md").write_text(card, encoding="utf-8")

@@ -43,7 +43,7 @@ def test_the_prior_is_a_non_decreasing_probability_of_the_tail_score() -> None:
     p = prior.predict_proba(m)
     order = np.argsort(score)
     assert np.all(np.diff(p[order]) >= -1e-12)
-    assert 0.0 <= p.min() and p.max() <= 1.0
+    assert p.min() >= 0.0 and p.max() <= 1.0
     # it carries the signal: top decile of the score adjusts far more often than the bottom
     top, bottom = order[-n // 10 :], order[: n // 10]
     assert p[top].mean() > 3 * p[bottom].mean()
@@ -74,5 +74,21 @@ def test_the_weight_is_the_largest_that_costs_nothing_measurable() -> None:
     # a weight of 0.001 changes nothing measurable; 0.5 of noise clearly costs capture
     assert choice.weight == 0.001
     assert choice.candidates[0.5][1] < -0.01
-    with pytest.raises(ValueError, match="weight 0.0"):
+    with pytest.raises(ValueError, match=r"weight 0\.0"):
         choose_weight(metric, {0.1: good}, resamples)
+
+
+def test_the_prior_calibrates_on_the_random_stratum_when_it_has_enough() -> None:
+    rng = np.random.default_rng(2)
+    n = 2000
+    m = pd.DataFrame({"i__pct": rng.random(n)})
+    score = tail_score(surprise(m, {"i": "high"})).to_numpy()
+    random = rng.random(n) < 0.1
+    # rule-selected audits adjust regardless of the tail; random ones follow it
+    adjusted = np.where(random, rng.random(n) < np.clip(score / 4, 0, 1), rng.random(n) < 0.5)
+    prior = TailPrior({"i": "high"}).fit(m, adjusted, random_stratum=random)
+    assert prior.calibrated_on_ == "random stratum" and prior.n_calibration_ == random.sum()
+    p = prior.predict_proba(m)
+    assert p[score > 2].mean() > 2 * p[score < 0.5].mean()
+    few = TailPrior({"i": "high"}).fit(m, adjusted, random_stratum=random & (np.arange(n) < 100))
+    assert few.calibrated_on_ == "all audits"
