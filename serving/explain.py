@@ -33,6 +33,13 @@ with ``L`` the logarithmic mean: the LMDI decomposition (log mean Divisia index)
 ``EY0 + sum_j yuan_j = EY`` exactly (to rounding), every item's yuan has the sign of its
 effect on log EY, and an item that moves neither model contributes 0 yuan.
 
+**Tail prior.** A model blended with the tail prior (``training/anomaly.py``) predicts
+the logarithmic pool ``p' = p ** (1 - w) * p_tail ** w``. The prior is one more item,
+``indicator_tail`` (kind ``"prior"``), with ``l = log p' - log p = w (log p_tail - log p)``:
+the log change the prior makes to the model's own probability. The sum over items is then ``log EY' - log EY0`` and the LMDI step above gives
+``EY0 + sum yuan = EY'`` exactly; its yuan is positive when the taxpayer's indicators sit
+further in their industries' tails than the model alone credits.
+
 **Zero guard.** Logarithms need ``p > 0`` and ``a > 0``: the probability is floored at
 ``1e-15`` (:data:`PROBABILITY_FLOOR`) and the amount at ``1e-9`` yuan
 (:data:`AMOUNT_FLOOR`) before taking logs. Only a degenerate model reaches the floors (an
@@ -58,12 +65,15 @@ from taxrisk.training.models import YieldModel
 __all__ = [
     "AMOUNT_FLOOR",
     "PROBABILITY_FLOOR",
+    "TAIL_ITEM",
     "Explanation",
     "contributions",
     "indicator_of",
     "indicator_table",
 ]
 
+#: the item of the tail prior's share of a blended model's expected yield
+TAIL_ITEM = "indicator_tail"
 #: floor of P(adjusted) before taking its log (see the module docstring)
 PROBABILITY_FLOOR = 1e-15
 #: floor of the amount (yuan) before taking its log
@@ -217,6 +227,20 @@ def contributions(model: YieldModel, X: pd.DataFrame, *, n_jobs: int | None = No
     g_c = _secant(log_p - log_p0, f - f0, d_p)
     g_r = _secant(log_a - log_a0, z - z0, d_a)
     logs = c_items * g_c[:, None] + r_items * g_r[:, None]
+
+    prior = getattr(model, "tail_prior_", None)
+    weight = float(getattr(model, "tail_weight_", 0.0))
+    if prior is not None and weight > 0:
+        log_pb = np.maximum(
+            (1.0 - weight) * log_p + weight * np.log(prior.predict_proba(X)), log_floor_p
+        )
+        p_b = np.exp(log_pb)
+        logs = np.column_stack([logs, log_pb - log_p])
+        c_items = np.column_stack([c_items, np.zeros(n)])
+        r_items = np.column_stack([r_items, np.zeros(n)])
+        names, kinds = [*names, TAIL_ITEM], [*kinds, "prior"]
+        J += 1
+        p, log_p = p_b, log_pb
 
     ey_f = np.exp(log_p) * a_f
     ey0_f = np.exp(log_p0) * a0_f

@@ -50,6 +50,7 @@ from taxrisk.progress import ProgressFn, report
 
 from .config import ServingConfig, config_for
 from .errors import RunNotFound, ScoringError
+from .explain import TAIL_ITEM
 from .store import action_log
 from .store.action_log import Actor
 from .store.models import OPEN_STATES, Case, CaseIndicator, RunUnit, ScoringRun, Unit
@@ -740,7 +741,11 @@ def _indicator_rows(
             "case_id": sel["taxpayer_id"].map(case_of).to_numpy(),
             "item": sel["item"].to_numpy(),
             "position": sel["position"].to_numpy(),
-            "kind": np.where(sel["item"].isin(list(CATALOG)), "indicator", "feature"),
+            "kind": np.select(
+                [sel["item"].isin(list(CATALOG)), sel["item"] == TAIL_ITEM],
+                ["indicator", "prior"],
+                "feature",
+            ),
             "fired": sel["fired"].astype(bool).to_numpy(),
             "value": np.where(np.isfinite(value), value, np.nan),
             "percentile": pct,

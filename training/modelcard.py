@@ -122,6 +122,9 @@ back-transform). Late fees and penalties are not targets.
 ## Selection bias
 Technique: {facts["bias_note"]}
 
+## Tail prior (robustness to moved evasion)
+{facts.get("tail_note", "not used.")}
+
 ## Validation (same audits for every ranking)
 `all_*`: every validation audit, unweighted. `random_*`: the random stratum weighted by
 1/selection_probability (unbiased for the population, but small). capture = recovered yuan

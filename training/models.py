@@ -10,6 +10,12 @@ nothing of MLflow or Optuna (tuning wraps it, tracking logs it).
   not the median.
 * expected yield = P(adjusted) x amount (yuan). Late fees and penalties are not targets.
 
+Tail prior (``training/anomaly.py``): optionally, :meth:`YieldModel.with_tail_prior` blends
+the classifier's P(adjusted) with an unsupervised, industry-relative prior by a logarithmic
+pool, ``p = p_model ** (1 - w) * p_tail ** w``, the ranking's insurance against schemes no past audit has seen;
+``predict`` returns the blended probability and expected yield, ``predict_proba`` the
+classifier's alone.
+
 Monotone constraint (the domain demands it): a fired indicator (column ``<id>__fired`` = 1)
 may never lower P(adjusted); ``monotone_fired=False`` lifts it.
 
@@ -28,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from taxrisk.errors import TaxriskError
+
+from .anomaly import TailPrior, pool
 
 __all__ = ["FeatureMismatch", "NotFitted", "YieldModel", "prepare_features"]
 
@@ -132,6 +140,10 @@ class YieldModel:
         Seed for every random choice of LightGBM.
     """
 
+    #: the tail prior and its weight (see :meth:`with_tail_prior`); none by default
+    tail_prior_: TailPrior | None = None
+    tail_weight_: float = 0.0
+
     def __init__(
         self,
         classifier_params: dict[str, Any] | None = None,
@@ -196,6 +208,14 @@ class YieldModel:
         self.n_adjusted_ = int(pos.sum())
         return self
 
+    def with_tail_prior(self, prior: TailPrior | None, weight: float) -> YieldModel:
+        """Blend P(adjusted) with ``prior`` at ``weight`` in [0, 1] (0 or None: no blend)."""
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"tail prior weight must be in [0, 1], got {weight}")
+        self.tail_prior_ = prior if weight > 0 else None
+        self.tail_weight_ = float(weight) if prior is not None else 0.0
+        return self
+
     # -- prediction ---------------------------------------------------------------------------
     def _check(self) -> None:
         if not hasattr(self, "classifier_"):
@@ -221,8 +241,11 @@ class YieldModel:
         return np.expm1(self.regressor_.predict(Xp)) * self.smearing_
 
     def predict(self, X: pd.DataFrame, *, allow_extra: bool = False) -> pd.DataFrame:
-        """Columns probability (P(adjusted)), amount (yuan if adjusted), expected_yield (yuan)."""
+        """Columns probability (P(adjusted), blended with the tail prior when the model has
+        one), amount (yuan if adjusted), expected_yield (yuan)."""
         p = self.predict_proba(X, allow_extra=allow_extra)
+        if self.tail_prior_ is not None and self.tail_weight_ > 0:
+            p = pool(p, self.tail_prior_.predict_proba(X), self.tail_weight_)
         a = self.predict_amount(X, allow_extra=allow_extra)
         return pd.DataFrame({"probability": p, "amount": a, "expected_yield": p * a}, index=X.index)
 

@@ -42,9 +42,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from taxrisk.features.catalog import CATALOG
 from taxrisk.progress import ProgressFn, report
 
 from . import effectiveness, plots
+from .anomaly import TailPrior, directions_of, fit_blend
 from .baselines import LogisticYield, old_rules_scores, random_scores
 from .bias import propensity_weights, selection_propensity
 from .config import TrainingConfig, load_config
@@ -277,9 +279,20 @@ def train(
     if want_ipw and w_all is not None:
         variants["ipw"] = fit(tr, weighted=True)
     preds = {k: m.predict(Xva) for k, m in variants.items()}
+    primary = cfg.primary_metric.removeprefix("val_")
+    # the tail prior (training/anomaly.py): fitted on the training audits, its weight chosen
+    # on validation; the validated model is the pooled one
+    primary_fn = metric_on_rows(cfg.primary_metric, exva, cfg.top_share)
+    directions = directions_of(CATALOG.values())
+    prior_tr, tail = fit_blend(
+        Xtr, extr, Xva, variants[chosen], primary_fn, directions, seed=cfg.seed
+    )
+    validated = tail.scores[tail.weight]
+    variants[chosen].with_tail_prior(prior_tr, tail.weight)  # as validated, for the gate
     logistic = LogisticYield(seed=cfg.seed).fit(Xtr, extr["adjusted"], extr["tax_recovered"])
     scores = {
-        "model": preds[chosen]["expected_yield"].to_numpy(),
+        "model": validated,
+        "model_without_tail_prior": preds[chosen]["expected_yield"].to_numpy(),
         "model_probability_only": preds[chosen]["probability"].to_numpy(),
         **{f"model_bias_{k}": p["expected_yield"].to_numpy() for k, p in preds.items()},
         "old_rules": old_rules_scores(Xva).to_numpy(),
@@ -316,6 +329,11 @@ def train(
         level=v.interval_level,
         seed=cfg.seed,
     )
+    if tail.weight > 0:
+        prior_all = TailPrior(directions).fit(
+            X, ex["adjusted"].to_numpy(), random_stratum=(ex["selection_reason"] == "random")
+        )
+        final.with_tail_prior(prior_all, tail.weight)
     report(progress, "fit and validate", 4, 4)
     timings["fit_validate"] = time.perf_counter() - t1 - timings["tuning"]
 
@@ -350,6 +368,7 @@ def train(
                     **{f"discriminates.{m}": d.discriminates for m, d in disc.items()},
                     "bias_method": chosen,
                     "bias_config": cfg.bias_method,
+                    "tail_prior_weight": tail.weight,
                     "n_features": X.shape[1],
                     "seed": cfg.seed,
                     "first_selected": ex["selected_on"].min().date().isoformat(),
@@ -384,6 +403,9 @@ def train(
             if np.isfinite(x)
         }
         metrics |= effectiveness.summary_metrics(eff)
+        for w, (value, low) in tail.candidates.items():
+            metrics[f"tail_prior.w{w:g}.{primary}"] = value
+            metrics[f"tail_prior.w{w:g}.diff_p05"] = low
         mlflow.log_metrics(metrics)
         mlflow.set_tags(
             {f"discrimination.{m}": d.reason[:5000] for m, d in disc.items() if not d.discriminates}
@@ -440,6 +462,7 @@ def train(
                     "min_fired": cfg.validation.min_audits,
                     "top_share": cfg.top_share,
                     "champion_note": decision.reason + champ_metric_note,
+                    "tail_note": tail.reason,
                 }
             )
             (d / "model_card.md").write_text(card, encoding="utf-8")

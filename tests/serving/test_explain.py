@@ -239,3 +239,31 @@ def test_indicator_table(fitted: tuple[YieldModel, pd.DataFrame], explained: Exp
     assert zh.set_index("indicator").at["vat_burden", "guide"] == CATALOG["vat_burden"].guide_zh
     with pytest.raises(KeyError):
         indicator_table(matrix, explained, "nobody", "en")
+
+
+def test_a_tail_prior_is_one_more_item_and_the_sum_still_holds() -> None:
+    """A model blended with the tail prior: EY0 + sum of yuan = the blended expected yield,
+    and the prior's item carries exactly the blend's log change of the probability."""
+    import copy
+
+    from taxrisk.serving.explain import TAIL_ITEM
+    from taxrisk.training.anomaly import TailPrior
+
+    X, adjusted, amount = _matrix(seed=3)
+    plain = YieldModel(PARAMS, PARAMS).fit(X[:N_FIT], adjusted[:N_FIT], amount[:N_FIT])
+    prior = TailPrior({"vat_burden": "low"}).fit(X[:N_FIT], adjusted[:N_FIT])
+    blended = copy.deepcopy(plain).with_tail_prior(prior, 0.3)
+    rows = X[N_FIT:]
+    ex = contributions(blended, rows)
+    ey = blended.predict(rows)["expected_yield"]
+    assert not np.allclose(ey, plain.predict(rows)["expected_yield"])  # the blend moved it
+    total = ex.base["base_yield"] + ex.items.groupby("taxpayer_id", sort=False)["yuan"].sum()
+    np.testing.assert_allclose(total.reindex(ex.base.index), ey.to_numpy(), rtol=1e-9)
+    tail = ex.items[ex.items["item"] == TAIL_ITEM]
+    assert (tail["kind"] == "prior").all() and len(tail) == len(rows)
+    p_model = plain.predict_proba(rows)
+    p_blend = blended.predict(rows)["probability"].to_numpy()
+    # the item's sign is the blend's: positive where the prior raised the probability
+    raised = p_blend > p_model * (1 + 1e-9)
+    assert raised.any() and (~raised).any()
+    np.testing.assert_array_equal(tail["yuan"].to_numpy() > 0, raised)
