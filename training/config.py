@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from taxrisk.errors import TaxriskError
 
 __all__ = ["ConfigError", "TrainingConfig", "load_config"]

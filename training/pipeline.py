@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
 from taxrisk.features.catalog import CATALOG
+
 from taxrisk.progress import ProgressFn, report
 
 from . import effectiveness, plots
