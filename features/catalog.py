@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -213,7 +212,3 @@ def records(
             }
         )
     return rows
-
-
-def indicator_ids(catalog: Catalog | None = None) -> Iterable[str]:
-    return (catalog or default_catalog()).indicators.keys()

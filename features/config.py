@@ -55,6 +55,7 @@ class Windows(_Section):
 
 class Declarations(_Section):
     low_declaration_yuan: float = Field(ge=0)
+    low_declaration_token_only: bool
     surcharge_rate_fallback: float = Field(gt=0, lt=1)
 
 

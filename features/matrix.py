@@ -1,7 +1,9 @@
 """The point-in-time feature matrix: one row per taxpayer active at the as-of date.
 
 :func:`build_matrix` (one date) and :func:`build_matrices` (many dates in one pass) run the
-catalog on the engine of ``tables.con`` (DuckDB by default; the expressions are plain Ibis and
+catalog (:mod:`.catalog`: every family's sources, derived columns, benchmarks, norms and
+indicators; nothing here names an indicator) with the run's config (:mod:`.config`) on the
+engine of ``tables.con`` (DuckDB by default; the expressions are plain Ibis and
 compile for PySpark) and hand a pandas DataFrame to the models:
 
 - index ``taxpayer_id`` (one date) or ``(as_of, taxpayer_id)`` (many);

@@ -1,4 +1,5 @@
-"""The building blocks of the catalog: sources, indicators and the point-in-time context.
+"""The building blocks of the catalog: families, sources, derived columns, benchmarks,
+indicators and the point-in-time context.
 
 A **source** turns contract tables into per-taxpayer aggregates as of each date: one Ibis
 table keyed ``(as_of, taxpayer_id)``, computed in one pass over its tables. An **indicator**

@@ -259,6 +259,18 @@ def _burden_fires(base: ir.Table, value: ir.Value, cfg: IndicatorConfig) -> ir.B
     return (value < line) & (base.sales_12 > 0) & (base.taxpayer_type == "general")
 
 
+def _low_declaration_fires(
+    base: ir.Table, value: ir.Value, cfg: IndicatorConfig
+) -> ir.BooleanValue:
+    """The documents' screen: 6 months in a row under 50 yuan (zero declarers included).
+    ``declarations.low_declaration_token_only``: only taxpayers without a zero-negative streak
+    (the two screens then never fire for the same months; the old-rules baseline changes)."""
+    cond = value >= cfg.threshold("low_declaration_streak")
+    if cfg.declarations.low_declaration_token_only:
+        cond = cond & (base.zero_negative_streak < cfg.threshold("zero_negative_streak"))
+    return cond
+
+
 def _three_period(base: ir.Table, cfg: IndicatorConfig) -> ir.FloatingValue:
     """Current quarter's VAT / expected, expected = mean of the previous quarter and the same
     quarter last year scaled by the industry's year-on-year sales change."""
@@ -381,15 +393,13 @@ INDICATORS = [
         tables=("vat_returns",),
         compute=lambda b, c: b.low_declaration_streak,
         direction="high",
-        fires=lambda b, v, c: (
-            (v >= c.threshold("low_declaration_streak"))
-            & (b.zero_negative_streak < c.threshold("zero_negative_streak"))
-        ),
+        fires=_low_declaration_fires,
         pct=False,
         basis=(
-            "DOMAIN: tax paid under 50 yuan for 6 consecutive months (Zhengzhou); here the "
-            "token payers (some VAT paid, under 50 yuan a month): those paying nothing are the "
-            "zero-negative rule's."
+            "DOMAIN: tax paid under 50 yuan for 6 consecutive months (Zhengzhou), zero "
+            "declarers included as the bureaus run it; with "
+            "declarations.low_declaration_token_only the token payers only (some VAT paid, "
+            "under 50 yuan a month), leaving those paying nothing to the zero-negative rule."
         ),
         measure="notice",
         classic=True,

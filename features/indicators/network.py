@@ -12,18 +12,19 @@ Per registered seller, four signals (each 0/1):
 2. *new*: registered fewer than ``young_months`` months before the as-of month;
 3. *no staff*: social-insurance headcount at most ``max_headcount`` in its last 3 months
    (never counted when the ``social_insurance`` table is absent);
-4. *surge*: monthly invoicing in k=1..3 over ``surge_ratio`` times that of k=4..12.
+4. *surge*: monthly invoicing in k=1..3 over ``surge_ratio`` times that of k=4..12, for a
+   firm registered at least 12 months (a new firm's first invoices are not a surge: it has no
+   earlier level; the dormant firm that wakes up, 睡眠户, has).
 
 ``shell_score`` (0..4) is the taxpayer's own count, 0 unless signal 1 is present (the
-signals of a new, small or growing firm are not a shell's without it). A supplier is judged
-by its four signals alone (at least the ``shell_company`` threshold, signal 1 then against
-its own VAT paid: invoice tax at least ``issue_pay_ratio`` times it): a buyer's exposure is
-to the supplier's risk, whatever the supplier's industry. A supplier is *risky* when its score is
-at least ``shell_seller`` or it has deregistered (a vanished seller, 走逃).
+signals of a new, small or growing firm are not a shell's without it). A supplier is
+*risky* when it has deregistered (a vanished seller, 走逃) or shows at least the
+``shell_company`` threshold of the four signals, judged on its own (signal 1 against its own
+VAT paid, invoice tax at least ``issue_pay_ratio`` times it; signal 4 whatever its age): a
+buyer's exposure is to the supplier's risk, whatever the supplier's industry.
 ``risky_in_amount_12``: purchases in k=1..12 from risky suppliers; derived ``shell_exposure``:
 their share of all purchases ``inv_in_amount_12`` (suppliers outside the registry count in
-the denominator only). ``issue_pay_log``: ln((tax issued + 1) / (VAT paid
-+ 1)).
+the denominator only). ``issue_pay_log``: ln(tax issued + 1) - ln(VAT paid + 1) (negative amounts as 0).
 
 In the matrix pipeline the sellers' sums come from the sources already built
 (``invoices_out``, ``vat``, ``social_insurance``: the same sums over the same rows, see
@@ -122,14 +123,19 @@ def _sellers(ctx: Context) -> ir.Table:
     s1 = (tax > 1000.0) & (s._ipl >= s._ipl_med.fill_null(0.0) + math.log(cfg.issue_pay_ratio))
     s2 = s._age < cfg.young_months
     s3 = (tax > 0) & (heads_col <= cfg.max_headcount)
-    s4 = (s._recent.fill_null(0.0) / 3.0) > cfg.surge_ratio * (
+    # a surge is against the firm's own earlier level: a firm without 12 months of history has
+    # none (its first invoices are not a surge)
+    jump = (s._recent.fill_null(0.0) / 3.0) > cfg.surge_ratio * (
         s._before.fill_null(0.0) / 9.0
     ) + 1000.0
+    s4 = (s._age >= 12) & jump
     others = sum(ibis.ifelse(x, 1, 0) for x in (s2, s3, s4))
     score = ibis.ifelse(s1, 1 + others, 0)
     # a supplier's own "issues much, pays little": ``issue_pay_ratio`` times its VAT paid
     s1_own = (tax > 1000.0) & (s._ipl >= math.log(cfg.issue_pay_ratio))
-    signals = others + ibis.ifelse(s1_own, 1, 0)
+    # (and its invoicing jump whatever its age: a new supplier invoicing much is a risk to
+    # its buyers)
+    signals = sum(ibis.ifelse(x, 1, 0) for x in (s1_own, s2, s3, jump))
     return s.select(
         "as_of",
         "taxpayer_id",
@@ -200,7 +206,7 @@ INDICATORS = [
             "DOMAIN: invoice chain cross-checks; a shell issues much and pays little (invoice "
             "tax / VAT paid 10x its industry's median ratio) and shows 2 more of: new "
             "(registered within 12 months), no insured staff (headcount 0), invoicing surge "
-            "(3x)."
+            "(3x its own earlier level, for a firm a year old)."
         ),
         measure="audit",
         pct=False,

@@ -211,11 +211,29 @@ def test_low_declarations(m: pd.DataFrame) -> None:
     assert m.loc["B", "low_declaration_streak__fired"] == 1
     assert m.loc["B", "zero_negative_streak"] == 0
     assert m.loc["C", "low_declaration_streak__fired"] == 0
-    # A pays nothing for 7 months: the zero-negative rule's, not the token payers' (one
-    # finding per taxpayer, not two for the same months)
+    # A pays nothing for 7 months: both documents' screens fire, as the bureaus run them
     assert m.loc["A", "low_declaration_streak"] == 7
+    assert m.loc["A", "low_declaration_streak__fired"] == 1
+    assert m.loc["A", "zero_negative_streak__fired"] == 1
+
+
+def test_low_declarations_token_only() -> None:
+    """With ``low_declaration_token_only`` the screen leaves zero declarers to the
+    zero-negative rule: A (7 zero months) no longer fires it, B (8 months of 30) does."""
+    from taxrisk.features.config import default_config
+
+    base = default_config()
+    cfg = base.model_copy(
+        update={
+            "declarations": base.declarations.model_copy(
+                update={"low_declaration_token_only": True}
+            )
+        }
+    )
+    m = build_matrix(Tables.from_frames(_world()), AS_OF, config=cfg)
     assert m.loc["A", "low_declaration_streak__fired"] == 0
     assert m.loc["A", "zero_negative_streak__fired"] == 1
+    assert m.loc["B", "low_declaration_streak__fired"] == 1
 
 
 def test_burden_and_warning_line(m: pd.DataFrame) -> None:
