@@ -154,6 +154,7 @@ def choose_weight(
     metric: Callable[[np.ndarray, np.ndarray], float],
     score_of: dict[float, np.ndarray],
     resamples: Sequence[np.ndarray],
+    max_cost: float = 0.01,
 ) -> WeightChoice:
     """The largest weight whose metric is not measurably below the unblended ranking's.
 
@@ -161,8 +162,8 @@ def choose_weight(
     indices ``rows``); ``score_of[w]`` is the validation ranking with weight ``w`` (``0.0``
     must be present); ``resamples``: bootstrap index arrays over the validation rows (the
     same for every candidate: paired). A candidate is kept when the 5th percentile of its
-    paired difference to ``w = 0`` is at least ``-0.01`` (one point of capture): a cost
-    within the noise, and never a clear loss.
+    paired difference to ``w = 0`` is at least ``-max_cost`` (default one point of
+    capture): a cost within the noise, and never a clear loss.
     """
     if 0.0 not in score_of:
         raise ValueError("score_of needs the unblended ranking (weight 0.0)")
@@ -177,13 +178,13 @@ def choose_weight(
         d = np.array([metric(score_of[w], r) for r in resamples]) - base
         lo = float(np.nanpercentile(d, 5)) if np.isfinite(d).any() else float("-inf")
         out[w] = (m, lo)
-        if lo >= -0.01:
+        if lo >= -max_cost:
             chosen = w
     tried = "; ".join(
         f"w {w:g}: {m:.3f} (p05 of the difference {lo:+.3f})" for w, (m, lo) in out.items()
     )
     reason = (
-        f"weight {chosen:g}, the largest whose validation metric is within one point of the "
+        f"weight {chosen:g}, the largest whose validation metric is within {max_cost:g} of the "
         f"model alone's at the 5th percentile of the paired bootstrap. Tried: {tried}."
     )
     return WeightChoice(chosen, out, reason, dict(score_of))
@@ -210,6 +211,8 @@ def fit_blend(
     *,
     weights: Sequence[float] = WEIGHTS,
     resamples: int = RESAMPLES,
+    top: int = TOP,
+    max_cost: float = 0.01,
     seed: int = 0,
 ) -> tuple[TailPrior, WeightChoice]:
     """The tail prior fitted on the training audits and its weight chosen on validation.
@@ -217,7 +220,7 @@ def fit_blend(
     ``model``: the validated :class:`~taxrisk.training.models.YieldModel` (fitted on the
     training audits only); ``metric(scores, rows)``: the primary validation metric.
     """
-    prior = TailPrior(directions).fit(
+    prior = TailPrior(directions, top).fit(
         X_train,
         examples_train["adjusted"].to_numpy(),
         random_stratum=(examples_train["selection_reason"].astype("str") == "random").to_numpy(),
@@ -229,4 +232,4 @@ def fit_blend(
     rng = np.random.default_rng(seed)
     n = len(X_val)
     draws = [rng.integers(0, n, n) for _ in range(resamples)]
-    return prior, choose_weight(metric, score_of, draws)
+    return prior, choose_weight(metric, score_of, draws, max_cost)

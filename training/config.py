@@ -116,6 +116,20 @@ class EffectivenessSection(_Section):
     bootstrap_resamples: int = Field(ge=10)
 
 
+class TailPriorSection(_Section):
+    weights: list[float] = Field(min_length=1)
+    top: int = Field(ge=1)
+    max_cost: float = Field(ge=0)
+    resamples: int = Field(ge=10)
+
+    @field_validator("weights")
+    @classmethod
+    def _in_unit(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 <= w <= 1.0 for w in v):
+            raise ValueError("every weight must be in [0, 1]")
+        return v
+
+
 class TrainingConfig(_Section):
     """The whole training config, one section per TOML table."""
 
@@ -127,6 +141,7 @@ class TrainingConfig(_Section):
     tuning: TuningSection
     search: SearchSection
     effectiveness: EffectivenessSection
+    tail_prior: TailPriorSection
 
     # flat names used across the training code ------------------------------------------
     @property

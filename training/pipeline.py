@@ -284,8 +284,19 @@ def train(
     # on validation; the validated model is the pooled one
     primary_fn = metric_on_rows(cfg.primary_metric, exva, cfg.top_share)
     directions = directions_of(CATALOG.values())
+    tp = cfg.tail_prior
     prior_tr, tail = fit_blend(
-        Xtr, extr, Xva, variants[chosen], primary_fn, directions, seed=cfg.seed
+        Xtr,
+        extr,
+        Xva,
+        variants[chosen],
+        primary_fn,
+        directions,
+        weights=tp.weights,
+        resamples=tp.resamples,
+        top=tp.top,
+        max_cost=tp.max_cost,
+        seed=cfg.seed,
     )
     validated = tail.scores[tail.weight]
     variants[chosen].with_tail_prior(prior_tr, tail.weight)  # as validated, for the gate
@@ -330,7 +341,7 @@ def train(
         seed=cfg.seed,
     )
     if tail.weight > 0:
-        prior_all = TailPrior(directions).fit(
+        prior_all = TailPrior(directions, tp.top).fit(
             X, ex["adjusted"].to_numpy(), random_stratum=(ex["selection_reason"] == "random")
         )
         final.with_tail_prior(prior_all, tail.weight)
