@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,6 +115,7 @@ def load_folder(
     quarantine_dir: Path | None = None,
     progress: ProgressFn | None = None,
     profile: bool = True,
+    on_table: Callable[[str, ir.Table, TableCounts], None] | None = None,
 ) -> LoadResult:
     """Read, validate and materialise every contract table of a data folder.
 
@@ -123,6 +125,8 @@ def load_folder(
     ``progress``: called as ``progress("load tables", done, total)``.
     ``profile``: gather the used rows' null counts and date ranges (``False``: left empty,
     for :func:`~taxrisk.features.loading.load_validated`, which reads them from its snapshot).
+    ``on_table``: called with each clean table and its counts as soon as it is complete (the
+    snapshot writes it then); it may drop the table once no later table needs it.
 
     Raises a :class:`~taxrisk.features.errors.DataError` subclass when a table is unusable.
     """
@@ -202,6 +206,8 @@ def load_folder(
             write_quarantine(con, stage, schema, checks, tc.quarantine_file)
         tables[name] = clean_view(con, name, stage, schema)
         counts[name] = tc
+        if on_table is not None:
+            on_table(name, tables[name], tc)
         for extra in tc.extra_columns:
             notes.append(f"{file.name}: ignored unknown column {extra!r}")
         for m in absent:

@@ -39,11 +39,13 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from taxrisk.progress import ProgressFn, report
 
@@ -141,44 +143,60 @@ def _counts_from(d: dict[str, Any]) -> TableCounts:
     return TableCounts(**d)
 
 
-def _write(result: LoadResult, folder: Path, fp: str, target: Path) -> dt.datetime:
-    """Write the snapshot of a validated ``result`` to ``target`` (via a partial folder)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.parent / f".partial-{fp}-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    con = result.tables.con
-    for name in result.tables:
-        out = partial / f"{name}.parquet"
+#: Tables another table's foreign keys point at: their staged rows stay until the end.
+_PARENTS = {
+    fk.ref_table for s in SCHEMAS.values() for fk in s.foreign_keys if fk.ref_table != s.name
+}
+
+
+class _Writer:
+    """Writes a snapshot table by table while the folder is validated, into a partial folder
+    renamed to ``target`` by :meth:`finish`. A table no other table refers to is released from
+    the connection as soon as it is written, so validating holds one big table at a time."""
+
+    def __init__(self, con: ibis.BaseBackend, fp: str, target: Path) -> None:
+        self.con, self.fp, self.target = con, fp, target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = target.parent / f".partial-{fp}-{os.getpid()}"
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir()
+        self.seconds = 0.0
+
+    def table(self, name: str, clean: ir.Table, counts: TableCounts) -> None:
+        t0 = time.perf_counter()
+        out = self.partial / f"{name}.parquet"
         view = ident(name)
-        con.raw_sql(f"COPY (SELECT * FROM {view}) TO {sql_str(out)} (FORMAT parquet)")
-        c = result.counts[name]
-        if not c.null_counts and c.rows_used:
-            c.null_counts, c.ranges = _profile(con, out, name)
-        elif not c.rows_used:
-            c.null_counts = {col.name: 0 for col in SCHEMAS[name].columns}
-    created = dt.datetime.now(dt.UTC)
-    manifest = {
-        "fingerprint": fp,
-        "rules_version": RULES_VERSION,
-        "folder": str(folder),
-        "created_at": created.isoformat(),
-        "tables": list(result.tables),  # load order
-        "counts": {n: _counts_json(c) for n, c in result.counts.items()},
-        "missing_optional": result.missing_optional,
-        "notes": result.notes,
-    }
-    (partial / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    if target.exists() and _manifest(target, fp) is None:
-        shutil.rmtree(target)  # not a complete snapshot: never trusted, replaced
-    try:
-        partial.rename(target)
-    except OSError:  # another run wrote the same snapshot first: keep theirs
-        shutil.rmtree(partial, ignore_errors=True)
-        if not _manifest(target, fp):
-            raise
-    _prune(target.parent, keep=target.name)
-    return created
+        self.con.raw_sql(f"COPY (SELECT * FROM {view}) TO {sql_str(out)} (FORMAT parquet)")
+        if not counts.null_counts and counts.rows_used:
+            counts.null_counts, counts.ranges = _profile(self.con, out, name)
+        if name not in _PARENTS:
+            self.con.raw_sql(f"DROP VIEW IF EXISTS {view}")
+            self.con.raw_sql(f"DROP TABLE IF EXISTS {ident('_stage_' + name)}")
+        self.seconds += time.perf_counter() - t0
+
+    def finish(self, result: LoadResult, folder: Path) -> None:
+        created = dt.datetime.now(dt.UTC)
+        manifest = {
+            "fingerprint": self.fp,
+            "rules_version": RULES_VERSION,
+            "folder": str(folder),
+            "created_at": created.isoformat(),
+            "tables": list(result.counts),  # load order
+            "counts": {n: _counts_json(c) for n, c in result.counts.items()},
+            "missing_optional": result.missing_optional,
+            "notes": result.notes,
+        }
+        partial, target = self.partial, self.target
+        (partial / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if target.exists() and _manifest(target, self.fp) is None:
+            shutil.rmtree(target)  # not a complete snapshot: never trusted, replaced
+        try:
+            partial.rename(target)
+        except OSError:  # another run wrote the same snapshot first: keep theirs
+            shutil.rmtree(partial, ignore_errors=True)
+            if not _manifest(target, self.fp):
+                raise
+        _prune(target.parent, keep=target.name)
 
 
 def _profile(
@@ -306,16 +324,23 @@ def load_validated(
         announce.info("%s", result.snapshot.describe())
         return result
     # the date-dependent counts are taken from the snapshot below (_open), as when reused
+    writer = _Writer(con, fp, target)
     validated = load_folder(
-        folder, con=con, quarantine_dir=quarantine_dir, progress=progress, profile=False
+        folder,
+        con=con,
+        quarantine_dir=quarantine_dir,
+        progress=progress,
+        profile=False,
+        on_table=writer.table,
     )
     report(progress, "write validated snapshot", 0, 1)
-    _write(validated, folder, fp, target)
+    writer.finish(validated, folder)
     manifest = _manifest(target, fp)
     assert manifest is not None
-    for name in list(validated.tables):  # free the staged tables: the snapshot replaces them
+    for name in list(validated.counts):  # free what is left: the snapshot replaces it
         con.raw_sql(f"DROP VIEW IF EXISTS {ident(name)}")
         con.raw_sql(f"DROP TABLE IF EXISTS {ident('_stage_' + name)}")
+    log.info("snapshot written in %.1f s (while validating)", writer.seconds)
     result = _open(con, target, manifest, folder, as_of, reused=False)
     report(progress, "write validated snapshot", 1, 1)
     assert result.snapshot is not None

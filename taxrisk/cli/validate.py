@@ -63,7 +63,9 @@ def validate(
 
     summary = Table(title=f"data quality: {folder.name} (as of {report['as_of']})")
     any_bad = any(t["quarantined"] for t in report["tables"].values())
+    any_versions = any(t.get("superseded") for t in report["tables"].values())
     columns = ["table", "rows in", "used", "quarantined", "not yet known"]
+    columns += ["superseded"] if any_versions else []  # by an amended return
     for col in [*columns, "by rule"] if any_bad else columns:
         summary.add_column(
             col,
@@ -78,6 +80,8 @@ def validate(
             f"{t['rows_quarantined']:,}",
             f"{t['not_yet_known']:,}",
         ]
+        if any_versions:
+            cells.append(f"{t['superseded']:,}")
         if any_bad:
             cells.append(", ".join(f"{r} {n:,}" for r, n in t["quarantined"].items()))
         summary.add_row(*cells)

@@ -169,3 +169,43 @@ def test_cli_features_reuses_what_validate_wrote(
     assert res.exit_code == 0, res.output
     assert "using validated snapshot" in res.output
     assert len(pd.read_parquet(out)) > 0
+
+
+_KILLED_CHILD = """
+import sys, time
+from pathlib import Path
+from taxrisk.features.loading import load_validated, snapshot
+
+def stalled_finish(self, result, folder):
+    print("written", flush=True)  # every table file is there, not the rename
+    time.sleep(120)
+
+snapshot._Writer.finish = stalled_finish
+load_validated(Path(sys.argv[1]), snapshots=Path(sys.argv[2]))
+"""
+
+
+def test_a_run_killed_while_writing_leaves_nothing_usable(folder: Path, tmp_path: Path) -> None:
+    """A real process killed (SIGKILL) after writing the table files, before the rename."""
+    import signal
+    import sys
+
+    snaps = tmp_path / "snaps"
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CHILD, str(folder), str(snaps)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "written"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=60)
+    parent = snapshot_dir(snaps, folder)
+    fp = fingerprint(folder)
+    assert not (parent / fp).exists()
+    assert [d.name for d in parent.iterdir()] == [f".partial-{fp}-{child.pid}"]
+    result = load_validated(folder, snapshots=snaps)
+    assert result.snapshot is not None and not result.snapshot.reused
+    assert [d.name for d in parent.iterdir()] == [fp]  # the orphan is gone
