@@ -65,17 +65,14 @@ def demo_data(
             style=style,
             progress=ProgressBar(bar),
         )
-    table = Table(
-        title=f"synthetic city in {summary['out']} (as of {summary['as_of']}, "
-        f"style {summary['style']})"
-    )
+    table = Table(title=f"synthetic city in {summary['out']} (as of {summary['as_of']})")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, rows in summary["tables"].items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
     typer.echo(
-        f"taxpayers {summary['taxpayers']:,} (active at end {summary['active_at_end']:,}); "
+        f"style {summary['style']}; taxpayers {summary['taxpayers']:,} (active at end {summary['active_at_end']:,}); "
         f"evaders {summary['evaders']:,} ({summary['evader_share']:.1%}); "
         f"total gap {summary['total_gap']:,.0f} yuan of {summary['total_due']:,.0f} due "
         f"({summary['total_gap'] / max(summary['total_due'], 1.0):.1%})"

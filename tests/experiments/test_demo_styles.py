@@ -100,3 +100,19 @@ def test_drift_keeps_the_history_and_brings_a_scheme_no_past_audit_saw(
     share = last.groupby("scheme")["gap"].sum() / last["gap"].sum()
     share_std = last_std.groupby("scheme")["gap"].sum() / last_std["gap"].sum()
     assert share.get("cash_sales", 0.0) < share_std.get("cash_sales", 0.0)
+
+
+def test_cli_style_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from taxrisk.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "w"
+    res = runner.invoke(app, ["demo-data", "--out", str(out), "--taxpayers", "60", "--months",
+                              "12", "--style", "shifted"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "style shifted" in res.output.replace("\n", " ")
+    assert not (out / "property.parquet").exists() and (out / "vat_returns.parquet").exists()
+    res = runner.invoke(app, ["demo-data", "--out", str(out), "--style", "bogus"])
+    assert res.exit_code != 0
