@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ SPARK_SEED = 3
 
 
 @pytest.fixture(scope="session")
-def spark_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def spark_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """A small generated world, validated once (DuckDB), and its snapshot as tables on a local
     Spark session: keys folder, as_of, settings, loaded (DuckDB), spark (Tables on PySpark)."""
     import datetime as dt
@@ -110,13 +111,14 @@ def spark_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         folder, snapshots=settings.snapshots_dir, con=connect(settings), as_of=as_of
     )
     con = spark_backend(settings)
-    return {
+    yield {
         "folder": folder,
         "as_of": as_of,
         "settings": settings,
         "loaded": loaded,
         "spark": spark_tables(loaded, con),
     }
+    con._session.stop()  # type: ignore[attr-defined]  # the JVM leaves with the last Spark test
 
 
 @pytest.fixture(scope="session")
