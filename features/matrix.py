@@ -34,7 +34,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import ibis
 import ibis.expr.types as ir
@@ -53,6 +54,8 @@ __all__ = [
     "build_matrix",
     "feature_columns",
     "matrix_expression",
+    "matrix_frame",
+    "matrix_table",
     "source_table",
 ]
 
@@ -360,6 +363,26 @@ def matrix_expression(
     return _Pipeline(tables, as_ofs, lazy=True, config=config, catalog=catalog).final()
 
 
+@contextmanager
+def matrix_table(tables: Tables, as_ofs: Sequence[dt.date]) -> Iterator[ir.Table]:
+    """The matrix as a table on the engine of ``tables.con``, nothing collected: the stages
+    are materialised there as in :func:`build_matrix` and released on exit. Columns as
+    :func:`build_matrix`'s before the hand-off to pandas (``as_of`` and ``taxpayer_id``
+    columns, fired flags possibly null; :func:`matrix_frame` types a collected part).
+    What scoring on Spark reads (``serving/spark_scoring.py``)."""
+    pipe = _Pipeline(tables, as_ofs)
+    try:
+        yield pipe.final()
+    finally:
+        pipe.release()
+
+
+def matrix_frame(table: object) -> pd.DataFrame:
+    """A collected part of :func:`matrix_table` (Arrow table or pandas frame) typed as
+    :func:`build_matrices` types it (``as_of`` and ``taxpayer_id`` as columns)."""
+    return _to_frame(table, list(CATALOG))
+
+
 def _build(
     tables: Tables,
     as_ofs: Sequence[dt.date],
@@ -388,7 +411,7 @@ def _build(
 
 
 def _to_frame(table: object, indicator_ids: list[str]) -> pd.DataFrame:
-    df: pd.DataFrame = table.to_pandas()  # type: ignore[attr-defined]
+    df: pd.DataFrame = table if isinstance(table, pd.DataFrame) else table.to_pandas()  # type: ignore[attr-defined]
     df["as_of"] = pd.to_datetime(df["as_of"]).dt.date
     df = df.sort_values(["as_of", "taxpayer_id"], kind="stable")
     cats = {c: df[c].astype("category") for c in CATEGORICAL}

@@ -12,7 +12,10 @@ want_test=0
 # Debian packages: CJK font for plots and reports (Chinese indicator names), and what
 # WeasyPrint needs for PDF reports. With --test: PostgreSQL (the store's tests start their own
 # cluster) and Chromium (the pages' browser tests; never `playwright install`).
+# Java for Apache Spark (TAXRISK_ENGINE=spark and the suite's Spark tests; pyspark is in the
+# lock): Debian's headless JRE (17 on Debian 12), unless a java is already on the PATH.
 apt_pkgs=(fonts-wqy-microhei libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0)
+command -v java >/dev/null 2>&1 || apt_pkgs+=(default-jre-headless)
 if [[ "${1:-}" == "--test" ]]; then
     apt_pkgs+=(postgresql chromium)
 fi
@@ -51,4 +54,5 @@ fi
 if ((want_test)); then
     :  # the suite's Debian needs are installed above; later issues add PostgreSQL and Chromium here
 fi
+java -version >/dev/null 2>&1 || echo "setup: warning: no java: the Spark engine and its tests cannot run" >&2
 echo "setup: ready ($(.venv/bin/taxrisk --help >/dev/null 2>&1 && echo 'taxrisk CLI ok' || echo 'taxrisk CLI not importable yet'))"

@@ -240,7 +240,14 @@ def run_scoring(
     version = model.version or "unregistered"
 
     clock.stage("features")
-    if matrix is None:
+    spark = None
+    if matrix is None and settings.engine == "spark":
+        # features, predictions, ranking and the top contributions on Spark (docs/spark.md)
+        from .spark_scoring import score_run_on_spark
+
+        spark = score_run_on_spark(settings, loaded, as_of, model.model, cfg, run_id)
+        matrix, ranking = spark.matrix, spark.ranking
+    elif matrix is None:
         matrix = build_matrix(tables, as_of, progress=progress)
     if matrix.empty:
         raise ScoringError(f"no active taxpayer at {as_of}: nothing to score")
@@ -248,7 +255,8 @@ def run_scoring(
 
     clock.stage("predict")
     report(progress, "predict", 0, 1)
-    ranking = score_matrix(model.model, matrix, cfg)
+    if spark is None:
+        ranking = score_matrix(model.model, matrix, cfg)
     report(progress, "predict", 1, 1)
 
     clock.stage("allocation")
@@ -291,7 +299,10 @@ def run_scoring(
         dispatched = cases.loc[cases["selection"].isin(["model", "exploration"]), "taxpayer_id"]
         to_explain = pd.Index(pd.concat([dispatched, near]).unique())
         report(progress, "contributions", 0, len(to_explain))
-        expl = explain.contributions(model.model, matrix.loc[to_explain])
+        if spark is not None:  # computed on Spark for the top ranks; the rest here
+            expl = spark.explanation(model.model, matrix, to_explain)
+        else:
+            expl = explain.contributions(model.model, matrix.loc[to_explain])
         report(progress, "contributions", len(to_explain), len(to_explain))
 
         clock.stage("monitoring")

@@ -13,7 +13,7 @@ Workspace layout (``TAXRISK_WORKSPACE``, default ``./taxrisk-workspace``)::
     quarantine/      quarantined rows, one file per table
     optuna/          Optuna studies (SQLite)
     reports/         explanation reports
-    tmp/             DuckDB spill space
+    tmp/             DuckDB spill space (and Spark's local dir and warehouse, TAXRISK_ENGINE=spark)
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # DuckDB, the embedded engine
     duckdb_threads: int | None = None
     duckdb_memory_limit: str = "6GB"  # DuckDB's limit is not the whole process: 6GB kept validate at 1M taxpayers under 8 GB RSS
+    # the engine of the feature catalog and scoring (features/engine.py, docs/spark.md)
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[*]"  # or spark://host:7077, yarn, or a Spark Connect sc://host:15002
+    spark_driver_memory: str = "4g"
+    spark_shuffle_partitions: int | None = None  # None: Spark's default (200)
     seed: int = 42
     # scoring and dispatch tunables: a TOML overriding serving/config.toml (TAXRISK_SERVING_CONFIG)
     serving_config: Path | None = None

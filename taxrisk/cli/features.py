@@ -52,10 +52,13 @@ def features(
     0/1 fired flag (<id>__fired) and industry percentile (<id>__pct), the industry-model
     estimates and the raw aggregates. Rows that break the data contract are left out (see
     `taxrisk validate`). Prints how often each indicator fired and which indicators were
-    switched off because an optional table is missing.
+    switched off because an optional table is missing. With TAXRISK_ENGINE=spark the
+    catalog runs on Apache Spark (TAXRISK_SPARK_MASTER; validation stays on DuckDB; see
+    docs/spark.md).
     """
     from taxrisk.features.catalog import CATALOG
     from taxrisk.features.config import current_config, load_config
+    from taxrisk.features.engine import engine_tables
     from taxrisk.features.loading import load_validated
     from taxrisk.features.matrix import build_matrix
     from taxrisk.features.tables import connect
@@ -80,7 +83,8 @@ def features(
             as_of=as_of_date,
             progress=cb,
         )
-        matrix = build_matrix(loaded.tables, as_of_date, progress=cb, config=cfg)
+        tables = engine_tables(loaded, settings)  # TAXRISK_ENGINE=spark: the snapshot on Spark
+        matrix = build_matrix(tables, as_of_date, progress=cb, config=cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = matrix.reset_index()
     if suffix == ".parquet":

@@ -46,7 +46,9 @@ def score(
     explains the dispatched cases per indicator, and publishes it all in one transaction to
     the case store (TAXRISK_DATABASE_URL, default the workspace's cases.db). A run that is
     interrupted publishes nothing. Prints the run id, the counts and the units whose capacity
-    binds, with the expected yield one more case would bring there.
+    binds, with the expected yield one more case would bring there. With TAXRISK_ENGINE=spark
+    the features, predictions, ranking and top contributions run on Apache Spark
+    (TAXRISK_SPARK_MASTER) and dispatch runs here on the ranking (docs/spark.md).
     """
     from taxrisk.serving.runs import run_scoring
     from taxrisk.settings import get_settings
