@@ -364,23 +364,29 @@ def matrix_expression(
 
 
 @contextmanager
-def matrix_table(tables: Tables, as_ofs: Sequence[dt.date]) -> Iterator[ir.Table]:
+def matrix_table(
+    tables: Tables,
+    as_ofs: Sequence[dt.date],
+    *,
+    config: IndicatorConfig | None = None,
+    catalog: Catalog | None = None,
+) -> Iterator[ir.Table]:
     """The matrix as a table on the engine of ``tables.con``, nothing collected: the stages
     are materialised there as in :func:`build_matrix` and released on exit. Columns as
     :func:`build_matrix`'s before the hand-off to pandas (``as_of`` and ``taxpayer_id``
     columns, fired flags possibly null; :func:`matrix_frame` types a collected part).
     What scoring on Spark reads (``serving/spark_scoring.py``)."""
-    pipe = _Pipeline(tables, as_ofs)
+    pipe = _Pipeline(tables, as_ofs, config=config, catalog=catalog)
     try:
         yield pipe.final()
     finally:
         pipe.release()
 
 
-def matrix_frame(table: object) -> pd.DataFrame:
+def matrix_frame(table: object, catalog: Catalog | None = None) -> pd.DataFrame:
     """A collected part of :func:`matrix_table` (Arrow table or pandas frame) typed as
     :func:`build_matrices` types it (``as_of`` and ``taxpayer_id`` as columns)."""
-    return _to_frame(table, list(CATALOG))
+    return _to_frame(table, list((catalog or default_catalog()).indicators))
 
 
 def _build(

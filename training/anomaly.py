@@ -196,7 +196,7 @@ def directions_of(catalog: Iterable[object]) -> dict[str, str]:
 
 
 #: candidate weights of the tail prior, tried on validation (0 = the model alone)
-WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+WEIGHTS = (0.0, 0.1, 0.2)
 #: bootstrap draws of the weight choice
 RESAMPLES = 200
 
