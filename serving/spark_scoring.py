@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ServingConfig
+from .explain import BASE_COLUMNS as _BASE
 from .scoring import RANKING_COLUMNS
 
 if TYPE_CHECKING:
@@ -64,18 +65,6 @@ _PRED_SCHEMA = (
     "taxpayer_id string, unit_id string, risk_score double, expected_amount double, "
     "expected_yield double"
 )
-_BASE = [
-    "base_probability",
-    "base_amount",
-    "base_yield",
-    "probability",
-    "amount",
-    "expected_yield",
-    "base_logodds",
-    "logodds",
-    "base_logamount",
-    "logamount",
-]
 
 
 @dataclass

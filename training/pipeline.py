@@ -310,22 +310,7 @@ def train(
         "logistic": logistic.predict(Xva)["expected_yield"].to_numpy(),
         "random": random_scores(Xva.index, cfg.seed).to_numpy(),
     }
-    v = cfg.validation
-    comparison = with_intervals(
-        scores,
-        exva,
-        cfg.top_share,
-        resamples=v.bootstrap_resamples,
-        level=v.interval_level,
-        seed=cfg.seed,
-    )
-    disc = discrimination(
-        comparison,
-        exva,
-        max_single_share=v.max_single_share,
-        max_interval_overlap=v.max_interval_overlap,
-        min_audits=v.min_audits,
-    )
+    comparison, disc = _judged(scores, exva, cfg)
     report(progress, "fit and validate", 2, 4)
     final = fit(np.ones(len(ex), dtype=bool), weighted=chosen == "ipw")
     logistic_all = LogisticYield(seed=cfg.seed).fit(X, ex["adjusted"], ex["tax_recovered"])
@@ -337,7 +322,7 @@ def train(
         hit_yuan=cfg.effectiveness.hit_yuan,
         cofire_jaccard=cfg.effectiveness.cofire_jaccard,
         resamples=cfg.effectiveness.bootstrap_resamples,
-        level=v.interval_level,
+        level=cfg.validation.interval_level,
         seed=cfg.seed,
     )
     if tail.weight > 0:
@@ -552,6 +537,31 @@ def _choose_bias(
     return "ipw" if np.isfinite(gain) and gain > cfg.auto_min_gain else "none"
 
 
+def _judged(
+    scores: dict[str, np.ndarray], examples: pd.DataFrame, cfg: TrainingConfig, model: str = "model"
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The validation table of ``scores`` on ``examples`` (bootstrap intervals) and, per
+    metric, whether it can tell ``model`` from random."""
+    v = cfg.validation
+    table = with_intervals(
+        scores,
+        examples,
+        cfg.top_share,
+        resamples=v.bootstrap_resamples,
+        level=v.interval_level,
+        seed=cfg.seed,
+    )
+    disc = discrimination(
+        table,
+        examples,
+        max_single_share=v.max_single_share,
+        max_interval_overlap=v.max_interval_overlap,
+        min_audits=v.min_audits,
+        model=model,
+    )
+    return table, disc
+
+
 def _choose_bias_inner(
     fit: _Fitter,
     tr: np.ndarray,
@@ -584,23 +594,8 @@ def _choose_bias_inner(
         for k in ("none", "ipw")
     }
     scores["random"] = random_scores(Xi.index, cfg.seed).to_numpy()
-    v = cfg.validation
-    table = with_intervals(
-        scores,
-        exi,
-        cfg.top_share,
-        resamples=v.bootstrap_resamples,
-        level=v.interval_level,
-        seed=cfg.seed,
-    )
-    disc = discrimination(
-        table,
-        exi,
-        max_single_share=v.max_single_share,
-        max_interval_overlap=v.max_interval_overlap,
-        min_audits=v.min_audits,
-        model="none",
-    )["random_yield_capture"]
+    table, judged = _judged(scores, exi, cfg, model="none")
+    disc = judged["random_yield_capture"]
     per = {
         k: {"random_yield_capture": float(table.loc[k, "random_yield_capture"])}
         for k in ("none", "ipw")
