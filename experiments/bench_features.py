@@ -4,7 +4,8 @@
 
 Measures, in one process: a bare DuckDB scan of every column of every contract table file
 (``max()`` of each column, so every value is read), loading (``load_folder``: reading,
-validation, typing), ``build_matrix`` as of the last month of the data (or ``--as-of``), per
+validation, typing; ``--validated``: the workspace's validated snapshot, as the commands read
+it), ``build_matrix`` as of the last month of the data (or ``--as-of``), per
 stage and source group (the slowest first), peak RSS of the process (DuckDB's memory
 included), and optionally (``--batch``) ``build_matrices`` over every audit selection date
 with ``pairs`` = the audited taxpayers (the training set). Prints a JSON summary. DuckDB is
@@ -25,7 +26,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from taxrisk.features.loading import find_tables, load_folder
+from taxrisk.features.loading import find_tables, load_folder, load_validated
 from taxrisk.features.matrix import build_matrices, build_with_timings
 from taxrisk.features.schema import SCHEMAS
 from taxrisk.features.tables import connect
@@ -71,13 +72,24 @@ def last_month_end(folder: Path) -> dt.date:
     return first.end_time.date()
 
 
-def run(folder: Path, as_of: dt.date | None, batch: bool) -> dict[str, Any]:
+def run(
+    folder: Path, as_of: dt.date | None, batch: bool, validated: bool = False
+) -> dict[str, Any]:
     as_of = as_of or last_month_end(folder)
     out: dict[str, Any] = {"folder": str(folder), "as_of": as_of.isoformat()}
     scan_s, rows = bare_scan(folder)
     out |= {"input_rows": rows, "bare_scan_s": round(scan_s, 2)}
     t0 = time.perf_counter()
-    loaded = load_folder(folder, con=connect(get_settings()), as_of=as_of)
+    settings = get_settings()
+    if validated:
+        # the tables as every command reads them: views over the workspace's validated
+        # snapshot (made by ``taxrisk validate``, or by this call the first time)
+        loaded = load_validated(
+            folder, snapshots=settings.snapshots_dir, con=connect(settings), as_of=as_of
+        )
+        out["snapshot"] = loaded.snapshot is not None
+    else:
+        loaded = load_folder(folder, con=connect(settings), as_of=as_of)
     out["load_s"] = round(time.perf_counter() - t0, 2)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -90,6 +102,9 @@ def run(folder: Path, as_of: dt.date | None, batch: bool) -> dict[str, Any]:
         "ratio_build_to_scan": round(build_s / scan_s, 2),
         "ratio_load_and_build_to_scan": round((build_s + out["load_s"]) / scan_s, 2),
         "switched_off": sorted(off),
+        # every stage in pipeline order (sources, join, derived, benchmarks, peers, values,
+        # percentiles + flags + collect, pandas); their sum is build_matrix_s less overheads
+        "stages_s": {k: round(v, 2) for k, v in timings.items()},
         "slowest": {k: round(v, 2) for k, v in sorted(timings.items(), key=lambda kv: -kv[1])[:8]},
         "peak_rss_gb_after_build": round(peak_rss_gb(), 2),
     }
@@ -119,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--as-of", type=dt.date.fromisoformat, default=None)
     p.add_argument("--batch", action="store_true", help="also time build_matrices on audits")
     p.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    p.add_argument(
+        "--validated",
+        action="store_true",
+        help="read the tables from the workspace's validated snapshot (as the commands do)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    result = run(args.folder, args.as_of, args.batch)
+    result = run(args.folder, args.as_of, args.batch, args.validated)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")

@@ -27,7 +27,7 @@ their share of all purchases ``inv_in_amount_12`` (suppliers outside the registr
 the denominator only). ``issue_pay_log``: ln(tax issued + 1) - ln(VAT paid + 1) (negative amounts as 0).
 
 In the matrix pipeline the sellers' sums come from the sources already built
-(``invoices_out``, ``vat``, ``social_insurance``: the same sums over the same rows, see
+(``invoices``, ``vat``, ``social_insurance``: the same sums over the same rows, see
 :attr:`Context.built`), so only the risky sellers' invoices are read again; built alone, the
 source reads the tables itself.
 """
@@ -46,9 +46,9 @@ __all__ = ["FAMILY"]
 
 def _issued(ctx: Context) -> ir.Table:
     """Per seller: invoice tax in k=1..12, amount in k=1..3 and k=4..12. Taken from the
-    ``invoices_out`` source when the pipeline has built it (the same sums over the same
+    ``invoices`` source when the pipeline has built it (the same sums over the same
     rows), else from the invoices."""
-    out = ctx.built.get("invoices_out")
+    out = ctx.built.get("invoices")
     if out is not None:
         return out.select(
             "as_of",
