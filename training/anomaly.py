@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +43,6 @@ __all__ = [
     "MIN_RANDOM",
     "PROBABILITY_FLOOR",
     "TOP",
-    "WEIGHTS",
     "TailPrior",
     "WeightChoice",
     "choose_weight",
@@ -195,38 +193,32 @@ def directions_of(catalog: Iterable[object]) -> dict[str, str]:
     return {str(i.id): str(i.direction) for i in catalog}  # type: ignore[attr-defined]
 
 
-#: candidate weights of the tail prior, tried on validation (0 = the model alone)
-WEIGHTS = (0.0, 0.1, 0.2)
-#: bootstrap draws of the weight choice
-RESAMPLES = 200
-
-
 def fit_blend(
     X_train: pd.DataFrame,
     examples_train: pd.DataFrame,
     X_val: pd.DataFrame,
-    model: Any,
+    p_model: np.ndarray,
+    amount: np.ndarray,
     metric: Callable[[np.ndarray, np.ndarray], float],
     directions: dict[str, str],
     *,
-    weights: Sequence[float] = WEIGHTS,
-    resamples: int = RESAMPLES,
-    top: int = TOP,
-    max_cost: float = 0.01,
-    seed: int = 0,
+    weights: Sequence[float],
+    resamples: int,
+    top: int,
+    max_cost: float,
+    seed: int,
 ) -> tuple[TailPrior, WeightChoice]:
     """The tail prior fitted on the training audits and its weight chosen on validation.
 
-    ``model``: the validated :class:`~taxrisk.training.models.YieldModel` (fitted on the
-    training audits only); ``metric(scores, rows)``: the primary validation metric.
+    ``p_model``, ``amount``: the validated model's P(adjusted) and amount on ``X_val`` (the
+    model fitted on the training audits only); ``metric(scores, rows)``: the primary
+    validation metric. The settings are the training config's ``[tail_prior]``.
     """
     prior = TailPrior(directions, top).fit(
         X_train,
         examples_train["adjusted"].to_numpy(),
         random_stratum=(examples_train["selection_reason"].astype("str") == "random").to_numpy(),
     )
-    p_model = model.predict_proba(X_val)
-    amount = model.predict_amount(X_val)
     p_tail = prior.predict_proba(X_val)
     score_of = {float(w): pool(p_model, p_tail, float(w)) * amount for w in {0.0, *weights}}
     rng = np.random.default_rng(seed)

@@ -15,34 +15,9 @@ from taxrisk.training.dataset import (
     build_training_set,
     snapshot_dates,
 )
-from training_factories import audit, minimal_tables, tp, write_folder
+from training_factories import audit, minimal_tables, tp, vat_year, write_folder
 
 AS_OF = dt.date(2024, 12, 31)
-
-
-def _vat(
-    tid: str, scale: float = 1.0, bump_after: str | None = None, factor: float = 1.0
-) -> list[dict]:
-    rows = []
-    for m in range(1, 13):
-        period = f"2024-{m:02d}"
-        filed = (pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1, days=9)).date().isoformat()
-        f = factor if bump_after is not None and filed > bump_after else 1.0
-        sales = 1000.0 * m * scale * f
-        rows.append(
-            {
-                "taxpayer_id": tid,
-                "period": period,
-                "sales": sales,
-                "output_tax": 0.13 * sales,
-                "input_tax": 0.1 * sales,
-                "input_tax_transferred_out": 0.0,
-                "tax_payable": 0.03 * sales,
-                "credit_carried_forward": 0.0,
-                "filed_on": filed,
-            }
-        )
-    return rows
 
 
 AUDITS = [
@@ -56,7 +31,7 @@ AUDITS = [
 def _world(root: Path, t1_vat: list[dict]):
     taxpayers = [tp(f"T{i}") for i in range(1, 7)]
     frames = minimal_tables(taxpayers, AUDITS)
-    frames["vat_returns"] = t1_vat + [r for i in range(2, 7) for r in _vat(f"T{i}", scale=i)]
+    frames["vat_returns"] = t1_vat + [r for i in range(2, 7) for r in vat_year(f"T{i}", scale=i)]
     return load_folder(write_folder(root, frames)).tables
 
 
@@ -72,7 +47,7 @@ def test_snapshot_never_after_selection() -> None:
 
 @pytest.fixture(scope="module")
 def base_world(tmp_path_factory: pytest.TempPathFactory):
-    tables = _world(tmp_path_factory.mktemp("base"), _vat("T1"))
+    tables = _world(tmp_path_factory.mktemp("base"), vat_year("T1"))
     return tables, build_training_set(tables, AS_OF)
 
 
@@ -103,11 +78,11 @@ def test_no_feature_from_after_selection(base_world, tmp_path: Path) -> None:
     base = base_world[1]
     # every T1 return filed after A1's selection (2024-06-15) multiplied by 100
     later = build_training_set(
-        _world(tmp_path / "b", _vat("T1", bump_after="2024-06-15", factor=100.0)), AS_OF
+        _world(tmp_path / "b", vat_year("T1", bump_after="2024-06-15", factor=100.0)), AS_OF
     )
     pd.testing.assert_frame_equal(base.X.loc[["A1"]], later.X.loc[["A1"]])
     # the test is sensitive: changing a return filed before the snapshot changes the features
     earlier = build_training_set(
-        _world(tmp_path / "c", _vat("T1", bump_after="2024-03-01", factor=100.0)), AS_OF
+        _world(tmp_path / "c", vat_year("T1", bump_after="2024-03-01", factor=100.0)), AS_OF
     )
     assert not base.X.loc[["A1"]].equals(earlier.X.loc[["A1"]])

@@ -12,32 +12,10 @@ import pytest
 from taxrisk.features.loading import load_folder
 from taxrisk.features.matrix import build_matrix
 from taxrisk.training.dataset import UNDATED_ATTRIBUTES, build_training_set
-from training_factories import audit, minimal_tables, tp, write_folder
+from training_factories import audit, minimal_tables, tp, vat_year, write_folder
 
 AS_OF = dt.date(2024, 12, 31)
 SELECTED = "2024-06-12"
-
-
-def _vat(tid: str, scale: float) -> list[dict]:
-    rows = []
-    for m in range(1, 13):
-        period = f"2024-{m:02d}"
-        filed = (pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1, days=9)).date().isoformat()
-        sales = 1000.0 * m * scale
-        rows.append(
-            {
-                "taxpayer_id": tid,
-                "period": period,
-                "sales": sales,
-                "output_tax": 0.13 * sales,
-                "input_tax": 0.1 * sales,
-                "input_tax_transferred_out": 0.0,
-                "tax_payable": 0.03 * sales,
-                "credit_carried_forward": 0.0,
-                "filed_on": filed,
-            }
-        )
-    return rows
 
 
 def _folder(root: Path, registrations: list[dict] | None = None) -> Path:
@@ -49,7 +27,7 @@ def _folder(root: Path, registrations: list[dict] | None = None) -> Path:
         audit("A2", "T2", SELECTED, "2024-10-01", "no_change", 0.0),
     ]
     frames = minimal_tables(taxpayers, audits)
-    frames["vat_returns"] = [r for i in range(1, 6) for r in _vat(f"T{i}", scale=i)]
+    frames["vat_returns"] = [r for i in range(1, 6) for r in vat_year(f"T{i}", scale=i)]
     if registrations:
         frames["registrations"] = registrations
     return write_folder(root, frames)

@@ -21,7 +21,7 @@ from taxrisk.features.loading import load_folder
 from taxrisk.training.config import load_config
 from taxrisk.training.dataset import build_training_set
 from taxrisk.training.tuning import tune
-from training_factories import audit, minimal_tables, tp, write_folder
+from training_factories import audit, minimal_tables, tp, vat_year, write_folder
 
 from taxrisk.settings import get_settings
 
@@ -30,28 +30,6 @@ TINY_AS_OF = dt.date(2024, 12, 31)
 
 
 # -- the training set: row order on disk does not matter ------------------------------------
-
-
-def _vat(tid: str, scale: float) -> list[dict]:
-    rows = []
-    for m in range(1, 13):
-        sales = 1000.0 * m * scale
-        rows.append(
-            {
-                "taxpayer_id": tid,
-                "period": f"2024-{m:02d}",
-                "sales": sales,
-                "output_tax": 0.13 * sales,
-                "input_tax": 0.1 * sales,
-                "input_tax_transferred_out": 0.0,
-                "tax_payable": 0.03 * sales,
-                "credit_carried_forward": 0.0,
-                "filed_on": (pd.Timestamp(f"2024-{m:02d}-01") + pd.DateOffset(months=1, days=9))
-                .date()
-                .isoformat(),
-            }
-        )
-    return rows
 
 
 def _tiny_world(root: Path, audit_order: np.ndarray, taxpayer_order: np.ndarray):
@@ -72,7 +50,7 @@ def _tiny_world(root: Path, audit_order: np.ndarray, taxpayer_order: np.ndarray)
         [taxpayers[i] for i in taxpayer_order], [audits[i] for i in audit_order]
     )
     # the same returns whatever the taxpayer order (minimal_tables keys them on the first)
-    frames["vat_returns"] = [r for i in range(1, 21) for r in _vat(f"T{i:02d}", 1.0 + i % 5)]
+    frames["vat_returns"] = [r for i in range(1, 21) for r in vat_year(f"T{i:02d}", 1.0 + i % 5)]
     for name in ("cit_returns", "invoices"):
         key = "taxpayer_id" if name == "cit_returns" else "seller_id"
         frames[name] = [{**row, key: "T01"} for row in frames[name]]

@@ -17,6 +17,34 @@ def write_folder(root: Path, tables: dict[str, list[dict]]) -> Path:
     return root
 
 
+def vat_year(
+    tid: str, scale: float = 1.0, bump_after: str | None = None, factor: float = 1.0
+) -> list[dict]:
+    """Twelve monthly VAT returns of 2024 for ``tid`` (sales 1,000 x month x ``scale``), each
+    filed on the 10th of the next month; returns filed after ``bump_after`` have their
+    amounts times ``factor``."""
+    rows = []
+    for m in range(1, 13):
+        period = f"2024-{m:02d}"
+        filed = (pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1, days=9)).date().isoformat()
+        f = factor if bump_after is not None and filed > bump_after else 1.0
+        sales = 1000.0 * m * scale * f
+        rows.append(
+            {
+                "taxpayer_id": tid,
+                "period": period,
+                "sales": sales,
+                "output_tax": 0.13 * sales,
+                "input_tax": 0.1 * sales,
+                "input_tax_transferred_out": 0.0,
+                "tax_payable": 0.03 * sales,
+                "credit_carried_forward": 0.0,
+                "filed_on": filed,
+            }
+        )
+    return rows
+
+
 def tp(tid: str, unit: str = "U1", registered: str = "2020-01-01", dereg: str = "") -> dict:
     return {
         "taxpayer_id": tid,
