@@ -19,11 +19,13 @@ Point in time: every table is read as of the *information date* of the as-of dat
 day of the previous month (:data:`INFORMATION_GRANULARITY`; the bureau's monthly analysis of
 closed months): a row is used only if known then (the contract's as-of rule, via
 :meth:`Tables.known` or the equivalent ``known_on`` filter), which is never later than the
-as-of date. Windows count months before the as-of month (``k = 1`` is the previous month).
+as-of date. A taxpayer's own small dated records (the ``day`` sources: audits, registry
+events, property) are then read again at the as-of date itself and replace theirs, with the
+columns and indicators that read them (:meth:`_Pipeline._at_as_of`). Windows count months before the as-of month (``k = 1`` is the previous month).
 The rows are the taxpayers active at the as-of date itself (registered on or before it, not
 deregistered by then; a deregistration dated after it is not known); one registered after
-the information date gets its context columns and null features. Industry benchmarks and
-percentiles are over the taxpayers active at the information date. One information date per
+the information date gets its context columns, its dated records and null features otherwise.
+Industry benchmarks and percentiles are over the taxpayers active at the information date. One information date per
 as-of month is what makes :func:`build_matrices` cheap: hundreds of audit selection dates
 collapse into at most one build per month, and each date's rows equal
 ``build_matrix(tables, date)`` exactly.
@@ -38,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -192,6 +195,12 @@ def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Tabl
     return j.select(*fields)
 
 
+def _fields(expr: ir.Value, table: ir.Table) -> set[str]:
+    """The columns of ``table`` an expression over it reads."""
+    rel = table.op()
+    return {f.name for f in expr.op().find(ops.Field) if f.rel == rel}
+
+
 def _sources_for(catalog: Catalog, present: set[str]) -> list[Source]:
     return [s for s in catalog.sources.values() if all(t in present for t in s.tables)]
 
@@ -229,10 +238,14 @@ class _Pipeline:
         # every source reads the tables as of the information date (see ``snap``)
         ctx = Context.create(tables, self.as_ofs, self.cfg)
         self.ctx = ctx.snapped(INFORMATION_GRANULARITY)
+        # ... except a taxpayer's own small dated records, read again at the as-of date
+        # itself (:meth:`_at_as_of`)
+        self.day_ctx = ctx
         self.present = set(tables.tables)
         self.off = self.catalog.switched_off(self.present)
         self.active = {k: ind for k, ind in self.catalog.indicators.items() if k not in self.off}
         self.sources = _sources_for(self.catalog, self.present)
+        self.day_sources = [s for s in self.sources if s.granularity == "day"]
         self.lazy = lazy
         self.progress = progress
         self.timings = timings
@@ -329,12 +342,71 @@ class _Pipeline:
         }
         if by_pct:
             base = base.mutate(**by_pct)
-        base = base.drop(*[c for c in base.columns if c.startswith("_") or c in _INTERNAL])
         base = self._to_dates(base)
         if pairs is not None:
             want = ibis.memtable(pairs[["as_of", "taxpayer_id"]].drop_duplicates())
             base = base.semi_join(want, _KEY)
-        return base
+        base = self._at_as_of(base)
+        return base.drop(*[c for c in base.columns if c.startswith("_") or c in _INTERNAL])
+
+    def _at_as_of(self, base: ir.Table) -> ir.Table:
+        """A taxpayer's own small dated records at the as-of date itself, not its information
+        date: the ``day`` sources (audits, registry events, property) are built again at the
+        requested dates and replace their columns, and the derived columns, indicator values
+        and fired flags that read them are computed again on the replaced columns. Population
+        statistics (industry benchmarks, percentiles, peers) stay those of the information
+        date: an audit closed during the as-of month is seen, and counts as of its date, for
+        the taxpayer it concerns; the industry's median is last month's."""
+        if not self.day_sources:
+            return base
+        aggs = [
+            (src, self.stage(f"{src.name}@as_of", src.build(self.day_ctx)))
+            for src in self.day_sources
+        ]
+        late = {
+            c
+            for src, agg in aggs
+            for c in agg.columns
+            if c not in _KEY and c not in src.internal and c in base.columns
+        }
+        derived: list[str] = []
+        grew = True
+        while grew:  # every derived column reading a replaced column, in any stage
+            grew = False
+            for d in self.catalog.derived:
+                if d.name in base.columns and d.name not in late and late & set(d.needs):
+                    late.add(d.name)
+                    derived.append(d.name)
+                    grew = True
+        order = {d.name: i for i, d in enumerate(self.catalog.derived)}
+        stage = {d.name: d.stage for d in self.catalog.derived}
+        derived.sort(key=lambda n: (stage[n], order[n]))
+        cfg = self.cfg
+        indicators = {
+            k: ind
+            for k, ind in self.active.items()
+            if k in base.columns and _fields(ind.value(base, cfg), base) & late
+        }
+        for k, ind in indicators.items():
+            if ind.pct or ind.line == "quantile":
+                raise ValueError(
+                    f"indicator {k} reads a taxpayer's dated records (columns "
+                    f"{sorted(_fields(ind.value(base, cfg), base) & late)}), which are read at the "
+                    "as-of date, but ranks them by industry percentile, computed at the "
+                    "information date: declare it pct=False with a value line"
+                )
+        replaced = [*late, *indicators, *(f"{k}__fired" for k in indicators)]
+        rest = base.drop(*[c for c in replaced if c in base.columns])
+        b = _join_sources(rest, aggs)
+        defs = {d.name: d for d in self.catalog.derived}
+        for name in derived:  # few columns: one mutate each, in dependency order
+            b = b.mutate(**{name: defs[name].fn(b, cfg).cast("float64")})
+        if indicators:
+            b = b.mutate(**{k: ind.value(b, cfg) for k, ind in indicators.items()})
+            b = b.mutate(
+                **{f"{k}__fired": ind.fired(b, b[k], cfg) for k, ind in indicators.items()}
+            )
+        return b.select(*base.columns)
 
     def _to_dates(self, base: ir.Table) -> ir.Table:
         """From information dates to the requested as-of dates: the taxpayers active at each

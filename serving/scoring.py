@@ -15,6 +15,7 @@ one by one: 15.7 s of 16.7 s at 20,000 taxpayers x 223 features).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ __all__ = [
     "risk_levels",
     "score_matrix",
 ]
+
+_OPTIONAL = re.compile(r"optional table (\w+)")
 
 #: the contract's ranking columns, then the two this project adds
 RANKING_COLUMNS = [
@@ -124,11 +127,26 @@ def rank_predictions(
     return out.sort_values("rank").reset_index(drop=True)
 
 
+def absent_optional_tables(switched_off: dict[str, str]) -> list[str]:
+    """The optional tables named by a matrix's ``switched_off`` reasons (e.g. ``missing
+    optional table social_insurance``)."""
+    return sorted({m for r in switched_off.values() for m in _OPTIONAL.findall(r)})
+
+
 def predict(model: YieldModel, matrix: pd.DataFrame) -> pd.DataFrame:
     """probability, amount, expected_yield per row of ``matrix`` (extra columns ignored)."""
     try:
         return model.predict(matrix, allow_extra=True)
-    except TaxriskError:
+    except TaxriskError as exc:
+        from taxrisk.training.models import FeatureMismatch
+
+        absent = absent_optional_tables(matrix.attrs.get("switched_off") or {})
+        if isinstance(exc, FeatureMismatch) and exc.missing and absent:
+            hint = (
+                f"this data folder lacks the optional table(s) {', '.join(absent)}, which the "
+                "model was trained with: add them, or train a model on folders without them"
+            )
+            raise FeatureMismatch(exc.missing, exc.unexpected, hint=hint) from exc
         raise
     except Exception as exc:  # LightGBM and pandas errors: name them in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -146,7 +146,9 @@ resamples of the validation audits).
   tips and campaigns, so validation on all audits is biased, and the random stratum is small
   (wide confidence). Treat small differences between rankings as noise.
 - Features are read at the information date of the snapshot (the last day of the month
-  before it), as scoring reads them: rows filed in the days before selection are not used.
+  before it), as scoring reads them: returns filed in the days before selection are not
+  used; the taxpayer's own audits, registry events and property count up to the snapshot
+  date itself.
 - `taxpayer_type` and `collection_method` are not features: the registry gives their value
   today, not at the audit's date.
 - Amounts are what audits recovered, not the true gap: evasion an audit missed is invisible.

@@ -47,7 +47,7 @@ _BASE = {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_row_wise": Tr
 class FeatureMismatch(TaxriskError):
     """A matrix does not have the columns a model was fitted on."""
 
-    def __init__(self, missing: list[str], unexpected: list[str]) -> None:
+    def __init__(self, missing: list[str], unexpected: list[str], *, hint: str = "") -> None:
         self.missing, self.unexpected = missing, unexpected
         parts = []
         if missing:
@@ -57,7 +57,7 @@ class FeatureMismatch(TaxriskError):
         super().__init__(
             "feature matrix does not match the model: "
             + "; ".join(parts)
-            + " (retrain the model on the current feature catalog)"
+            + f" ({hint or 'retrain the model on the current feature catalog'})"
         )
 
 

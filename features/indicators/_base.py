@@ -63,13 +63,15 @@ class Source:
     ``month`` for sources reading only tables known at period ends (invoices, electricity,
     ...): their result depends on the as-of month only; ``half_month`` for declarations
     (computed as of the 1st or 16th); ``day`` for small dated tables (registry events,
-    audits), computable at any date. In the matrix builder every source, ``day`` ones
-    included, reads its tables at the as-of date's *information date*
-    (``matrix.INFORMATION_GRANULARITY``: the last day of the previous month), so an audit
-    closed or a registry event dated during the as-of month is not seen yet; training
-    examples are read the same way (docs/training.md "Information dates"). ``zero_fill``:
-    columns that
-    are 0 (not null) for a taxpayer without rows: the table is present, so no row means none.
+    audits), computable at any date. In the matrix builder every source reads its tables at
+    the as-of date's *information date* (``matrix.INFORMATION_GRANULARITY``: the last day of
+    the previous month), and ``day`` sources are read again at the as-of date itself, their
+    columns (and what reads them) replacing the information date's: an audit closed or a
+    registry event dated during the as-of month counts from its date, for training examples
+    too (docs/training.md "Information dates"). Indicators on ``day`` sources must have
+    ``pct=False`` and a value line (percentiles are the information date's). ``zero_fill``:
+    columns that are 0 (not null) for a taxpayer without rows: the table is present, so no
+    row means none.
     """
 
     name: str

@@ -14,11 +14,13 @@ matching declaration must itself be known (filed) by the as-of date.
                    (CIT payable > 0) in the transfer quarter or the next. A transfer whose
                    stamp duty was paid but whose income tax was not counts.
 ``property``       ``property_events_24``, ``area_held_m2`` (purchased minus sold area, all
-                   history), ``property_value_held``.
+                   history), ``area_held_12m_m2`` (the same with purchases at least 12 months
+                   old: land held a whole year of land-use tax), ``property_value_held``.
 ``property_tax``   ``property_unmatched_24``: property sales without a stamp-duty return within
                    3 months carrying 90% of the duty on the price (0.05%), and properties bought or leased out 12 to 24 months ago, not sold
                    since, with no property tax paid in the last 12 months.
-Derived: ``land_tax_per_m2`` = land-use tax paid in 12 months / area held.
+Derived: ``land_tax_per_m2`` = land-use tax paid in 12 months / area held for those 12 months
+(land bought during the window owes only part of the year, and none in its first month).
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def property_source(ctx: Context) -> ir.Table:
     a = p.group_by(_KEY).aggregate(
         property_events_24=p.event.count(where=recent),
         _bought=p.area_m2.sum(where=p.event == "purchase"),
+        _bought_12=p.area_m2.sum(
+            where=(p.event == "purchase") & ~(month_diff(p.m0, p.event_on) < 12)
+        ),
         _sold=p.area_m2.sum(where=p.event == "sale"),
         _vb=p.value.sum(where=p.event == "purchase"),
         _vs=p.value.sum(where=p.event == "sale"),
@@ -96,6 +101,7 @@ def property_source(ctx: Context) -> ir.Table:
         "taxpayer_id",
         "property_events_24",
         area_held_m2=ibis.greatest(a._bought.fill_null(0.0) - a._sold.fill_null(0.0), 0.0),
+        area_held_12m_m2=ibis.greatest(a._bought_12.fill_null(0.0) - a._sold.fill_null(0.0), 0.0),
         property_value_held=ibis.greatest(a._vb.fill_null(0.0) - a._vs.fill_null(0.0), 0.0),
     )
 
@@ -164,7 +170,7 @@ SOURCES = [
         "property",
         ("property",),
         property_source,
-        zero_fill=("property_events_24", "area_held_m2", "property_value_held"),
+        zero_fill=("property_events_24", "area_held_m2", "area_held_12m_m2", "property_value_held"),
     ),
     Source(
         "property_tax",
@@ -177,10 +183,10 @@ SOURCES = [
 DERIVED = [
     Derived(
         "land_tax_per_m2",
-        ("area_held_m2", "land_use_tax_12"),
+        ("area_held_12m_m2", "land_use_tax_12"),
         lambda b, c: ibis.ifelse(
-            b.area_held_m2 > 0,
-            safe_div(b.land_use_tax_12.fill_null(0.0), b.area_held_m2),
+            b.area_held_12m_m2 > 0,
+            safe_div(b.land_use_tax_12.fill_null(0.0), b.area_held_12m_m2),
             ibis.null("float64"),
         ),
     ),
@@ -239,7 +245,7 @@ INDICATORS = [
         name_en="Land held vs land-use tax paid",
         tables=("property", "local_tax_returns"),
         compute=lambda b, c: ibis.ifelse(
-            b.area_held_m2 > 0,
+            b.area_held_12m_m2 > 0,
             safe_div(b.land_tax_per_m2, b.ind_land_tax_per_m2_med.nullif(0.0)).fill_null(
                 ibis.ifelse(b.land_tax_per_m2 <= 0, 0.0, ibis.null("float64"))
             ),

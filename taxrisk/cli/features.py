@@ -49,7 +49,7 @@ def features(
     One row per taxpayer active at the as-of date (registered on or before it, not
     deregistered by then), with taxpayer_id as the first column, the context columns
     (unit_id, industry, taxpayer_type, collection_method), every indicator's value, its
-    0/1 fired flag (<id>__fired) and industry percentile (<id>__pct), the industry-model
+    0/1 fired flag (`<id>__fired`) and industry percentile (`<id>__pct`), the industry-model
     estimates and the raw aggregates. Rows that break the data contract are left out (see
     `taxrisk validate`). Prints how often each indicator fired and which indicators were
     switched off because an optional table is missing. With TAXRISK_ENGINE=spark the

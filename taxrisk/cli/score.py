@@ -33,7 +33,7 @@ def score(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", help="MLflow model URI (default: models:/<registered model>@champion)."
+            "--model", help="MLflow model URI (default: `models:/<registered model>@champion`)."
         ),
     ] = None,
 ) -> None:

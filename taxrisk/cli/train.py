@@ -46,12 +46,15 @@ def train(
     Every audit closed on or before --as-of is an example, featured as of its selection date.
     The case store's closed cases (feedback from earlier rounds) are examples too, beside the
     data folder's audits table. Optuna tunes the LightGBM classifier (P(adjusted)) and regressor
-    (tax recovered) on the
-    earlier audits; the later ones validate the model against the old rules, a logistic
-    regression and random. The run (parameters, label counts, metrics, plots, model card) is
-    logged to MLflow in TAXRISK_WORKSPACE (or MLFLOW_TRACKING_URI), the model is registered as
-    a new version, and the alias "champion" moves to it only if it beats the current champion
-    on the same validation audits. Prints the run id, the version and the decision.
+    (tax recovered) on the earlier audits; the later ones (those selected early enough to have
+    closed) validate the model against the old rules, a logistic regression and random, with
+    bootstrap intervals. The run (parameters, label counts, metrics, indicator effectiveness,
+    plots, model card) is logged to MLflow in TAXRISK_WORKSPACE (or MLFLOW_TRACKING_URI), the
+    model is registered as a new version, and the alias "champion" moves to it only if it
+    beats the current champion beyond a noise margin (the bootstrap interval of the
+    difference) on audits neither model was fitted on. The gate fails closed: too few such
+    audits, a tie, or any error while judging keeps the champion, and the output says why.
+    Prints the run id, the version and the decision.
     """
     from taxrisk.settings import get_settings
     from taxrisk.training.config import load_config

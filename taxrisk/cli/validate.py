@@ -31,10 +31,10 @@ def validate(
     """Check a data folder and write its data-quality report.
 
     Reads every contract table (CSV or Parquet), quarantines the rows that break a rule
-    (one file per table under the workspace's quarantine/<folder>/), and writes
-    quality/<folder>/report.html (for people) and report.json (for scripts) under
+    (one file per table under the workspace's `quarantine/<folder>/`), and writes
+    `quality/<folder>/report.html` (for people) and report.json (for scripts) under
     TAXRISK_WORKSPACE. It also writes a clean, typed snapshot of the folder
-    (snapshots/<folder>-<hash>/<fingerprint>/) that features, train, score and the service
+    (`snapshots/<folder>-<hash>/<fingerprint>/`) that features, train, score and the service
     reuse while the folder's files are unchanged. Exit 0 when every table is usable, even with quarantined rows;
     exit 1 with one line naming the file and column when a table is unusable.
     """

@@ -322,3 +322,31 @@ def test_norms_read_are_the_contracts() -> None:
         "density_t_per_m3",
         "tax_burden_warning",
     }
+
+
+def test_an_indicator_ranking_dated_records_by_percentile_is_refused() -> None:
+    """A taxpayer's own dated records (audits, registry events, property) are read at the
+    as-of date, the industry percentiles at the information date: an indicator that would
+    rank the former by the latter is a declaration error, named, not a silent mix."""
+    family = Family(
+        name="test_dated",
+        order=80,
+        indicators=(
+            Indicator(
+                id="audited_often",
+                name_zh="多次被检查",
+                name_en="Audited often",
+                tables=("audits",),
+                compute=lambda b, c: b.prior_audits.cast("float64"),
+                direction="high",
+                measure="notice",
+                basis="test",
+                guide_zh="测试。",
+                guide_en="Test.",
+            ),
+        ),
+    )
+    tables = Tables.from_frames(world_frames(12, 14, seed=2))
+    config = default_config().with_thresholds(audited_often=2.0)
+    with pytest.raises(ValueError, match=r"audited_often reads a taxpayer's dated records"):
+        build_matrix(tables, AS_OF, catalog=default_catalog().with_family(family), config=config)

@@ -285,3 +285,20 @@ def test_audit_history_uses_closed_audits_only(m: pd.DataFrame) -> None:
     assert a["months_since_audit"] == 5  # 2023-10 -> 2024-03
     assert m.loc["C", "prior_audits"] == 0 and pd.isna(m.loc["C", "months_since_audit"])
     assert "selection_reason" not in m.columns and "selection_probability" not in m.columns
+
+
+def test_land_use_tax_is_judged_on_land_held_a_whole_year() -> None:
+    """Land bought three months ago owes at most a part of the year's land-use tax: it is
+    not judged yet; land held for 15 months with none paid is."""
+    frames = _world()
+    frames["property"] = pd.DataFrame(
+        [
+            {"taxpayer_id": "D", "event_on": "2023-12-05", "event": "purchase"},
+            {"taxpayer_id": "E", "event_on": "2022-12-05", "event": "purchase"},
+        ]
+    ).assign(value=2_000_000.0, area_m2=1500.0)
+    m = build_matrix(Tables.from_frames(frames), AS_OF)
+    assert m.loc["D", "area_held_m2"] == 1500.0 and m.loc["D", "area_held_12m_m2"] == 0.0
+    assert pd.isna(m.loc["D", "land_use_tax"]) and m.loc["D", "land_use_tax__fired"] == 0
+    assert m.loc["E", "area_held_12m_m2"] == 1500.0
+    assert m.loc["E", "land_use_tax"] == 0.0 and m.loc["E", "land_use_tax__fired"] == 1

@@ -61,3 +61,17 @@ def test_score_matrix_ranks_every_row(fitted) -> None:
     r = score_matrix(model, X.assign(unit_id="U1"), load_config())
     assert len(r) == len(X) and sorted(r["rank"]) == list(range(1, len(X) + 1))
     assert (np.diff(r["expected_yield"].to_numpy()) <= 0).all()
+
+
+def test_a_missing_optional_table_is_named(fitted) -> None:
+    """A model trained with an optional table cannot score a folder without it: the error
+    names the table, not only the columns (the matrix's switched-off reasons)."""
+    model, X, _ = fitted
+    matrix = X.assign(unit_id="U1").drop(columns=["a__fired"])
+    matrix.attrs["switched_off"] = {"a": "missing optional table social_insurance"}
+    with pytest.raises(
+        FeatureMismatch,
+        match=r"a__fired.*lacks the optional table\(s\) "
+        r"social_insurance",
+    ):
+        score_matrix(model, matrix, load_config())

@@ -1,6 +1,8 @@
 """Information dates (issue 11, item 3): a training example sees what a scoring run on its
-selection date sees, no more and no less; attributes the registry gives only as of today are
-not features; registered capital is taken as of the date."""
+selection date sees, no more and no less; a taxpayer's own small dated records (audits,
+registry events, property) count at the as-of date itself, not at its information date;
+attributes the registry gives only as of today are not features; registered capital is taken
+as of the date."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from taxrisk.features.loading import load_folder
-from taxrisk.features.matrix import build_matrix
+from taxrisk.features.matrix import build_matrices, build_matrix
 from taxrisk.training.dataset import UNDATED_ATTRIBUTES, build_training_set
 from training_factories import audit, minimal_tables, tp, vat_year, write_folder
 
@@ -19,12 +21,17 @@ SELECTED = "2024-06-12"
 
 
 def _folder(root: Path, registrations: list[dict] | None = None) -> Path:
+    """Five taxpayers with a year of VAT returns, audits of T1-T3, optional registry rows."""
     taxpayers = [tp(f"T{i}") for i in range(1, 6)]
     audits = [
         # an earlier audit of T1, closed on 2024-04-20 (known to both at the June selection)
         audit("P1", "T1", "2024-02-05", "2024-04-20", "adjusted", 800.0),
         audit("A1", "T1", SELECTED, "2024-09-01", "adjusted", 500.0),
         audit("A2", "T2", SELECTED, "2024-10-01", "no_change", 0.0),
+        # T3's audit closes on 2024-06-05: after the information date of the June selection
+        # (2024-05-31), before the selection itself
+        audit("P3", "T3", "2024-03-01", "2024-06-05", "adjusted", 300.0),
+        audit("A3", "T3", SELECTED, "2024-11-01", "no_change", 0.0),
     ]
     frames = minimal_tables(taxpayers, audits)
     frames["vat_returns"] = [r for i in range(1, 6) for r in vat_year(f"T{i}", scale=i)]
@@ -98,3 +105,45 @@ def test_registered_capital_as_of_the_date(tmp_path: Path) -> None:
     # and at the end of the year both changes are known
     m = build_matrix(tables, AS_OF)
     assert m.loc["T2", "log_registered_capital"] == pytest.approx(np.log(9e6 + 1))
+
+
+def test_an_audit_closed_during_the_as_of_month_is_seen_at_the_as_of_date(world) -> None:
+    before = build_matrix(world, dt.date(2024, 6, 4))
+    after = build_matrix(world, dt.date.fromisoformat(SELECTED))
+    assert before.attrs["information_date"] == after.attrs["information_date"] == "2024-05-31"
+    assert before.loc["T3", "prior_audits"] == 0 and before.loc["T3", "recovered_24m"] == 0
+    assert after.loc["T3", "prior_audits"] == 1 and after.loc["T3", "recovered_24m"] == 300.0
+    assert after.loc["T3", "prior_adjusted_share"] == 1.0
+    # and the training example selected that day sees it, as the scoring run does
+    ts = build_training_set(world, AS_OF)
+    assert ts.X.loc["A3", "prior_audits"] == 1
+    assert ts.X.loc["A3", "recovered_24m"] == 300.0
+
+
+def test_two_dates_of_one_month_differ_by_their_dated_records_only(world) -> None:
+    days = [dt.date(2024, 6, 4), dt.date.fromisoformat(SELECTED)]
+    batch = build_matrices(world, days)
+    for d in days:
+        one = build_matrix(world, d)
+        got = batch.loc[d].loc[one.index, one.columns]
+        pd.testing.assert_frame_equal(got, one, check_names=False, check_categorical=False)
+    a, b = batch.loc[days[0]], batch.loc[days[1]]
+    differs = [c for c in a.columns if not a[c].equals(b[c])]
+    assert "prior_audits" in differs
+    # everything read at the information date (returns, benchmarks, percentiles) is shared
+    assert not [c for c in differs if c.startswith("vat_") or c.endswith("__pct")]
+
+
+def test_a_registry_event_counts_from_its_own_date(tmp_path: Path) -> None:
+    regs = [
+        {
+            "taxpayer_id": "T4",
+            "changed_on": "2024-06-03",
+            "change_type": "legal_rep",
+            "amount": "",
+            "counterparty": "",
+        }
+    ]
+    tables = load_folder(_folder(tmp_path, regs)).tables
+    assert build_matrix(tables, dt.date(2024, 6, 2)).loc["T4", "legal_rep_changes_12"] == 0
+    assert build_matrix(tables, dt.date(2024, 6, 3)).loc["T4", "legal_rep_changes_12"] == 1
