@@ -39,7 +39,10 @@ from contextlib import contextmanager
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .catalog import Catalog, Source, default_catalog
 from .config import IndicatorConfig, current_config
@@ -445,21 +448,45 @@ def _build(
 
 
 def _to_frame(table: object, indicator_ids: list[str]) -> pd.DataFrame:
-    df: pd.DataFrame = table if isinstance(table, pd.DataFrame) else table.to_pandas()  # type: ignore[attr-defined]
-    df["as_of"] = pd.to_datetime(df["as_of"]).dt.date
-    df = df.sort_values(["as_of", "taxpayer_id"], kind="stable")
-    cats = {c: df[c].astype("category") for c in CATEGORICAL}
-    rest = [c for c in df.columns if c not in (*CATEGORICAL, "as_of", "taxpayer_id")]
-    fired = [c for c in rest if c.endswith("__fired")]
-    numeric = [c for c in rest if c not in fired]
+    """One typed frame from the collected Arrow table (or a pandas frame): rows sorted by
+    (as_of, taxpayer_id), numeric columns as one float64 block and the fired flags as one
+    int8 block, each column copied once straight into its place (a pandas round trip per
+    column copies the matrix three times)."""
+    t: pa.Table = (
+        pa.Table.from_pandas(table, preserve_index=False)
+        if isinstance(table, pd.DataFrame)
+        else table  # type: ignore[assignment]
+    )
+    as_of = pd.to_datetime(t.column("as_of").to_pandas()).dt.date
+    order = pa.table({"a": pa.array(as_of.to_numpy(), pa.date32()), "t": t.column("taxpayer_id")})
+    perm = pc.sort_indices(order, [("a", "ascending"), ("t", "ascending")]).to_numpy()
+    rest = [c for c in t.column_names if c not in (*CATEGORICAL, "as_of", "taxpayer_id")]
+    fired = sorted(c for c in rest if c.endswith("__fired"))
+    numeric = [c for c in rest if not c.endswith("__fired")]
     first = [c for c in indicator_ids if c in numeric]
     ordered = first + sorted(c for c in numeric if c not in first)
-    data = {"as_of": df["as_of"].to_numpy(), "taxpayer_id": df["taxpayer_id"].astype(str)}
-    data |= cats
-    data |= {c: df[c].astype("float64") for c in ordered}
-    data |= {c: df[c].fillna(0).astype("int8") for c in sorted(fired)}
-    out = pd.DataFrame(data, index=df.index)
-    return out.reset_index(drop=True)
+
+    def block(cols: list[str], dtype: str, fill: float | None) -> pd.DataFrame:
+        out = np.empty((len(perm), len(cols)), dtype=dtype, order="F")
+        for j, c in enumerate(cols):
+            col = t.column(c)
+            if fill is not None:
+                col = pc.fill_null(col, fill)
+            values = pc.cast(col, dtype).to_numpy(zero_copy_only=False)
+            np.take(values, perm, out=out[:, j])
+        return pd.DataFrame(out, columns=cols, copy=False)
+
+    def text(c: str) -> pd.Series:
+        return t.column(c).take(perm).to_pandas()
+
+    head = pd.DataFrame(
+        {
+            "as_of": as_of.to_numpy()[perm],
+            "taxpayer_id": text("taxpayer_id").astype(str),
+            **{c: text(c).astype("category") for c in CATEGORICAL},
+        }
+    )
+    return pd.concat([head, block(ordered, "float64", None), block(fired, "int8", 0)], axis=1)
 
 
 def build_matrix(
