@@ -47,7 +47,12 @@ import pyarrow.compute as pc
 from .catalog import Catalog, Source, default_catalog
 from .config import IndicatorConfig, current_config
 from .indicators._base import Context, Granularity, month_diff, snap
-from .indicators.peers import add_benchmarks, add_percentiles
+from .indicators.peers import (
+    add_benchmarks,
+    add_percentiles,
+    industry_percentiles,
+    percentile_inputs,
+)
 from .progress import ProgressFn, report
 from .tables import Tables, is_active
 
@@ -260,18 +265,43 @@ class _Pipeline:
         log.info("stage %s: %.2fs", name, spent)
         return out
 
+    def _percentiles(
+        self, base: ir.Table, extra: dict[str, ir.Value], cols: list[str], keep: ir.Table | None
+    ) -> ir.Table:
+        """``base`` with the fired flags ``extra`` and each column's industry percentile
+        (:func:`add_percentiles`). On DuckDB the ranks are computed in numpy on the
+        engine-rounded values (:func:`industry_percentiles`, the same numbers) and joined
+        back: DuckDB's window over the long form was the slowest step of the 1M build."""
+        if self.lazy or not cols or not self._on_duckdb():
+            return add_percentiles(base.mutate(**extra), cols, keep=keep)
+        pcts = self._register(
+            industry_percentiles(percentile_inputs(base, cols).to_pyarrow(), cols)
+        )
+        self.cached.append(pcts)
+        out = base.mutate(**extra)
+        if keep is not None:
+            out = out.semi_join(keep, _KEY)
+        j = out.left_join(pcts, _KEY).drop("as_of_right", "taxpayer_id_right")
+        return j.select(*out.columns, *[f"{c}__pct" for c in cols])
+
+    def _on_duckdb(self) -> bool:
+        return getattr(self._con, "name", None) == "duckdb"
+
+    def _register(self, arrow: pa.Table) -> ir.Table:
+        """An Arrow table as a DuckDB view scanned in place, dropped by :meth:`_drop`."""
+        name = f"_taxrisk_stage_{id(arrow):x}"
+        self._con.con.register(name, arrow)  # type: ignore[attr-defined]
+        self._arrow[name] = arrow
+        return self._con.table(name)
+
     def _materialise(self, t: ir.Table) -> ir.Table:
         """On DuckDB, the stage's rows as an Arrow table registered as a view (scanned in
         place): a ``CREATE TABLE AS`` of a wide stage (1M rows x 200 columns) costs DuckDB
         about twice the time of producing the Arrow result, and the matrix has half a
         dozen wide stages. Elsewhere (Spark) the engine's own cache."""
-        if getattr(self._con, "name", None) != "duckdb":
+        if not self._on_duckdb():
             return t.cache()
-        arrow = t.to_pyarrow()
-        name = f"_taxrisk_stage_{id(arrow):x}"
-        self._con.con.register(name, arrow)  # type: ignore[attr-defined]
-        self._arrow[name] = arrow
-        return self._con.table(name)
+        return self._register(t.to_pyarrow())
 
     def _drop(self, t: ir.Table) -> None:
         name = t.get_name()
@@ -347,7 +377,7 @@ class _Pipeline:
                 }
             ).drop_duplicates()
             keep = ibis.memtable(info)
-        base = add_percentiles(base.mutate(**extra), pct, keep=keep)
+        base = self._percentiles(base, extra, pct, keep)
         # quantile lines fire on the industry percentile
         by_pct = {
             f"{k}__fired": ind.fired(base, base[k], cfg, pct=base[f"{k}__pct"])
