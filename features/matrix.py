@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import ibis
@@ -266,23 +266,40 @@ class _Pipeline:
         return out
 
     def _percentiles(
-        self, base: ir.Table, extra: dict[str, ir.Value], cols: list[str], keep: ir.Table | None
+        self,
+        base: ir.Table,
+        extra: Callable[[ir.Table], dict[str, ir.Value]],
+        cols: list[str],
+        keep: ir.Table | None,
     ) -> ir.Table:
-        """``base`` with the fired flags ``extra`` and each column's industry percentile
-        (:func:`add_percentiles`). On DuckDB the ranks are computed in numpy on the
-        engine-rounded values (:func:`industry_percentiles`, the same numbers) and joined
-        back: DuckDB's window over the long form was the slowest step of the 1M build."""
-        if self.lazy or not cols or not self._on_duckdb():
-            return add_percentiles(base.mutate(**extra), cols, keep=keep)
-        pcts = self._register(
-            industry_percentiles(percentile_inputs(base, cols).to_pyarrow(), cols)
+        """``base`` with the fired flags ``extra(base)`` and each column's industry percentile
+        (:func:`add_percentiles`). On DuckDB, with ``base`` a stage held in Arrow, the ranks
+        are computed in numpy on the engine-rounded values (:func:`industry_percentiles`, the
+        same numbers) and appended to the stage's Arrow table by row position: DuckDB's
+        window over the long form, and joining the result back, were the slowest step of
+        the 1M build."""
+        arrow = self._arrow.get(base.get_name()) if self._on_duckdb() else None
+        if self.lazy or not cols or arrow is None:
+            return add_percentiles(base.mutate(**extra(base)), cols, keep=keep)
+        rows = arrow.append_column("_row", pa.array(np.arange(arrow.num_rows)))
+        numbered = self._register(rows)
+        ranked = industry_percentiles(
+            percentile_inputs(numbered, cols, ["_row"]).to_pyarrow(), cols, ["_row"]
         )
-        self.cached.append(pcts)
-        out = base.mutate(**extra)
+        at = ranked.column("_row").to_numpy()
+        for c in cols:
+            pct = np.full(arrow.num_rows, np.nan)
+            pct[at] = ranked.column(f"{c}__pct").to_numpy(zero_copy_only=False)
+            null = np.ones(arrow.num_rows, dtype=bool)
+            null[at] = ranked.column(f"{c}__pct").is_null().to_numpy(zero_copy_only=False)
+            rows = rows.append_column(f"{c}__pct", pa.array(pct, pa.float64(), mask=null))
+        self._drop(numbered)
+        out = self._register(rows)
+        self.cached.append(out)
         if keep is not None:
             out = out.semi_join(keep, _KEY)
-        j = out.left_join(pcts, _KEY).drop("as_of_right", "taxpayer_id_right")
-        return j.select(*out.columns, *[f"{c}__pct" for c in cols])
+        pcts = {f"{c}__pct": out[f"{c}__pct"] for c in cols}
+        return out.select(*base.columns, **extra(out), **pcts)
 
     def _on_duckdb(self) -> bool:
         return getattr(self._con, "name", None) == "duckdb"
@@ -361,7 +378,10 @@ class _Pipeline:
         base = self.values()
         cfg = self.cfg
         by_value = {k: ind for k, ind in self.active.items() if ind.line == "value"}
-        extra = {f"{k}__fired": ind.fired(base, base[k], cfg) for k, ind in by_value.items()}
+
+        def extra(b: ir.Table) -> dict[str, ir.Value]:
+            return {f"{k}__fired": ind.fired(b, b[k], cfg) for k, ind in by_value.items()}
+
         pct = [k for k, ind in self.active.items() if ind.pct]
         keep = None
         if pairs is not None:

@@ -85,19 +85,22 @@ def add_percentiles(base: ir.Table, cols: list[str], *, keep: ir.Table | None = 
     return j.drop("as_of_right", "taxpayer_id_right")
 
 
-def percentile_inputs(base: ir.Table, cols: list[str]) -> ir.Table:
-    """What :func:`industry_percentiles` ranks: the keys, the industry and each column rounded
-    by the engine exactly as :func:`percentile` rounds it (so ties are the engine's ties)."""
+def percentile_inputs(
+    base: ir.Table, cols: list[str], keys: Sequence[str] = ("as_of", "taxpayer_id")
+) -> ir.Table:
+    """What :func:`industry_percentiles` ranks: ``keys``, ``as_of``, ``industry`` and each
+    column rounded by the engine exactly as :func:`percentile` rounds it (so ties are the
+    engine's ties)."""
     return base.select(
-        "as_of",
-        "taxpayer_id",
-        "industry",
+        *dict.fromkeys([*keys, "as_of", "industry"]),
         **{c: base[c].cast("float64").round(6) for c in cols},
     )
 
 
-def industry_percentiles(rounded: pa.Table, cols: list[str]) -> pa.Table:
-    """``as_of``, ``taxpayer_id`` and ``<col>__pct`` for every column of ``rounded`` (from
+def industry_percentiles(
+    rounded: pa.Table, cols: list[str], keys: Sequence[str] = ("as_of", "taxpayer_id")
+) -> pa.Table:
+    """``keys`` and ``<col>__pct`` for every column of ``rounded`` (from
     :func:`percentile_inputs`, collected): the same numbers as :func:`add_percentiles`, the
     share of the (as_of, industry) group's non-null values at or below each value, computed
     with one sort per column instead of a window over the long form (the slowest step of
@@ -131,8 +134,7 @@ def industry_percentiles(rounded: pa.Table, cols: list[str]) -> pa.Table:
             at_or_below = run_end[run] - start[grp] + 1
             pct[rows[order]] = at_or_below.astype(np.float64) / size[grp].astype(np.float64)
         out[f"{c}__pct"] = pa.array(pct, pa.float64(), mask=~valid)
-    keys = {"as_of": rounded.column("as_of"), "taxpayer_id": rounded.column("taxpayer_id")}
-    return pa.table({**keys, **out})
+    return pa.table({**{k: rounded.column(k) for k in keys}, **out})
 
 
 def add_benchmarks(
