@@ -421,9 +421,12 @@ class _Pipeline:
         tp = self.ctx.tables["taxpayers"]
         status = tp.select("taxpayer_id", _reg=tp.registered_on, _dereg=tp.deregistered_on)
         cols = base.columns
-        j = m.join(base.rename(_s="as_of"), "_s").join(status, "taxpayer_id")
-        j = j.filter(j._dereg.isnull() | (j._dereg > j.as_of))
-        known = j.select(*cols)
+        j = m.join(base.rename(_s="as_of"), "_s")
+        # still registered at the as-of date: a semi-join on a narrow key table (a join
+        # would build its hash table on the wide matrix)
+        k = j.select("as_of", "taxpayer_id").join(status, "taxpayer_id")
+        k = k.filter(k._dereg.isnull() | (k._dereg > k.as_of))
+        known = j.semi_join(k, ["as_of", "taxpayer_id"]).select(*cols)
         # registered after the information date, on or before the as-of date
         new = m.join(tp, [tp.registered_on > m._s, tp.registered_on <= m.as_of])
         new = new.filter(new.deregistered_on.isnull() | (new.deregistered_on > new.as_of))
