@@ -215,9 +215,10 @@ def source_table(src: Source, ctx: Context) -> ir.Table:
 
 
 class _Pipeline:
-    """The matrix as a sequence of stages; each stage is materialised on the engine (a cached
-    table) unless ``lazy``, in which case the whole build stays one expression (used to
-    render the pipeline for another engine)."""
+    """The matrix as a sequence of stages; each stage is materialised (on DuckDB an Arrow
+    table registered as a view, elsewhere the engine's cached table) unless ``lazy``, in
+    which case the whole build stays one expression (used to render the pipeline for another
+    engine)."""
 
     def __init__(
         self,
