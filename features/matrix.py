@@ -279,8 +279,9 @@ class _Pipeline:
         same numbers) and appended to the stage's Arrow table by row position: DuckDB's
         window over the long form, and joining the result back, were the slowest step of
         the 1M build."""
-        arrow = self._arrow.get(base.get_name()) if self._on_duckdb() else None
-        if self.lazy or not cols or arrow is None:
+        # not lazy: ``base`` is the values stage, a table with a name
+        arrow = None if self.lazy else self._arrow.get(base.get_name())
+        if not cols or arrow is None:
             return add_percentiles(base.mutate(**extra(base)), cols, keep=keep)
         t1 = time.perf_counter()
         rows = arrow.append_column("_row", pa.array(np.arange(arrow.num_rows)))
