@@ -103,7 +103,7 @@ def run(
         "ratio_load_and_build_to_scan": round((build_s + out["load_s"]) / scan_s, 2),
         "switched_off": sorted(off),
         # every stage in pipeline order (sources, join, derived, benchmarks, peers, values,
-        # percentiles + flags + collect, pandas); their sum is build_matrix_s less overheads
+        # percentiles, flags + collect, pandas); their sum is build_matrix_s less overheads
         "stages_s": {k: round(v, 2) for k, v in timings.items()},
         "slowest": {k: round(v, 2) for k, v in sorted(timings.items(), key=lambda kv: -kv[1])[:8]},
         "peak_rss_gb_after_build": round(peak_rss_gb(), 2),

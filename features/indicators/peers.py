@@ -27,6 +27,10 @@ from collections.abc import Sequence
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import IndicatorConfig
 from ._base import Benchmark, Family, Indicator, Transform, safe_div
@@ -36,7 +40,9 @@ __all__ = [
     "add_benchmarks",
     "add_peer_columns",
     "add_percentiles",
+    "industry_percentiles",
     "percentile",
+    "percentile_inputs",
 ]
 
 
@@ -77,6 +83,58 @@ def add_percentiles(base: ir.Table, cols: list[str], *, keep: ir.Table | None = 
     )
     j = base.left_join(wide, ["as_of", "taxpayer_id"])
     return j.drop("as_of_right", "taxpayer_id_right")
+
+
+def percentile_inputs(
+    base: ir.Table, cols: list[str], keys: Sequence[str] = ("as_of", "taxpayer_id")
+) -> ir.Table:
+    """What :func:`industry_percentiles` ranks: ``keys``, ``as_of``, ``industry`` and each
+    column rounded by the engine exactly as :func:`percentile` rounds it (so ties are the
+    engine's ties)."""
+    return base.select(
+        *dict.fromkeys([*keys, "as_of", "industry"]),
+        **{c: base[c].cast("float64").round(6) for c in cols},
+    )
+
+
+def industry_percentiles(
+    rounded: pa.Table, cols: list[str], keys: Sequence[str] = ("as_of", "taxpayer_id")
+) -> pa.Table:
+    """``keys`` and ``<col>__pct`` for every column of ``rounded`` (from
+    :func:`percentile_inputs`, collected): the same numbers as :func:`add_percentiles`, the
+    share of the (as_of, industry) group's non-null values at or below each value, computed
+    with one sort per column instead of a window over the long form (the slowest step of
+    the 1M build on DuckDB). Null where the value is null; NaN, which engines order above
+    every number, counts as a value tied with the other NaNs."""
+    n = rounded.num_rows
+    as_of, _ = pd.factorize(rounded.column("as_of").to_numpy(), use_na_sentinel=False)
+    industry, levels = pd.factorize(
+        rounded.column("industry").to_pandas().to_numpy(object), use_na_sentinel=False
+    )
+    group = as_of.astype(np.int64) * max(len(levels), 1) + industry
+    out: dict[str, pa.Array] = {}
+    for c in cols:
+        col = rounded.column(c)
+        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(valid)
+        pct = np.full(n, np.nan)
+        if len(rows):
+            g, v = group[rows], values[rows]
+            order = np.lexsort((v, g))
+            g, v = g[order], v[order]
+            same_group = g[1:] == g[:-1]
+            tied = same_group & ((v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1])))
+            # the last position of each run of ties, and the first of each group
+            run_end = np.flatnonzero(np.append(~tied, True))
+            run = np.cumsum(np.insert(~tied, 0, True)) - 1
+            start = np.flatnonzero(np.insert(~same_group, 0, True))
+            grp = np.cumsum(np.insert(~same_group, 0, True)) - 1
+            size = np.diff(np.append(start, len(g)))
+            at_or_below = run_end[run] - start[grp] + 1
+            pct[rows[order]] = at_or_below.astype(np.float64) / size[grp].astype(np.float64)
+        out[f"{c}__pct"] = pa.array(pct, pa.float64(), mask=~valid)
+    return pa.table({**{k: rounded.column(k) for k in keys}, **out})
 
 
 def add_benchmarks(
