@@ -1,10 +1,15 @@
 """The matrix is unchanged by performance work: a small committed world's matrices (one
 as-of date, and a batch of three) are compared column by column with reference matrices
 produced by the code at the branch point of the speed work (commit e90634a), before any
-optimisation.
+optimisation; regenerated once since, for issue 11 item 3 (a taxpayer's audits, registry
+events and property read at the as-of date itself, and ``land_use_tax`` on land held a whole
+year): the regenerated reference differs from the old one only in those sources' columns,
+``land_tax_per_m2`` and its industry median, and the three registry-event indicators.
 
-Counts and flags must be equal exactly, floats to 1e-9 relative (values are rounded to 9
-decimals by the catalog; engines' parallel sums may differ in the last bits). Regenerate
+Counts and flags must be equal exactly, floats to 1e-9 relative, or 1e-12 absolute for values
+near zero (values are rounded to 9 decimals by the catalog; DuckDB's parallel float sums add
+in a varying order, so a sum that cancels to about zero differs between two runs of the same
+code by a few 1e-16: seen on ``vat_cit_revenue_log`` and ``stranded_share``). Regenerate
 the reference only when a change is *meant* to alter the matrix (a new indicator, a fixed
 formula), never to make a speed change pass:
 
@@ -61,7 +66,7 @@ def _assert_same(got: pd.DataFrame, ref: pd.DataFrame) -> None:
             gv, rv = g.to_numpy(dtype="float64"), r.to_numpy(dtype="float64")
             assert (np.isnan(gv) == np.isnan(rv)).all(), f"{c}: nulls differ"
             ok = ~np.isnan(rv)
-            np.testing.assert_allclose(gv[ok], rv[ok], rtol=1e-9, atol=0, err_msg=c)
+            np.testing.assert_allclose(gv[ok], rv[ok], rtol=1e-9, atol=1e-12, err_msg=c)
         else:
             assert g.dtype == r.dtype, f"{c}: {g.dtype} != {r.dtype}"
             assert g.astype(str).tolist() == r.astype(str).tolist(), f"{c}: values differ"
