@@ -653,8 +653,13 @@ def _label_note(cfg: TrainingConfig) -> str:
     lab = cfg.labels
     scale = (
         f"tax recovered x {lab.metric_months} / months covered (covers_from..covers_to), "
-        f"the factor capped at {lab.max_scale:g}: the {lab.metric_months} months CONTRACT "
-        "section 4 counts"
+        f"the factor capped at {lab.max_scale:g}"
+        + (
+            f" (covers over {lab.metric_months} months scaled down, shorter ones kept)"
+            if lab.max_scale == 1
+            else ""
+        )
+        + f": the {lab.metric_months} months CONTRACT section 4 counts"
         if lab.normalise_covered
         else "tax recovered as recovered (covered months ignored)"
     )
