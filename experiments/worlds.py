@@ -3,13 +3,14 @@
 Usage::
 
     .venv/bin/python -m taxrisk.experiments.worlds [--taxpayers 20000] [--trials N]
-        [--out DIR] [--worlds standard shifted drift lean]
+        [--out DIR] [--worlds standard shifted drift lean] [--config TOML]
 
 For each world (a style and a seed, :data:`WORLDS`): generate it into ``OUT/NAME`` (reused
 when a complete one is already there, same arguments), then run the product as a user would,
 each command a subprocess with its own workspace ``OUT/ws-NAME`` (wiped first, so every run
 trains a first champion): ``taxrisk validate``, ``taxrisk train`` (timed; ``--trials`` only
-when given, else the training config's default), ``taxrisk score --out`` at the world's as-of
+when given, else the training config's default; ``--config`` passed on when given),
+``taxrisk score --out`` at the world's as-of
 date, and ``taxrisk evaluate`` of that ranking and of the old rules' ranking (the count of
 fired classic indicators, :func:`taxrisk.training.baselines.old_rules_scores`, on the
 project's feature matrix). Prints one table: capture@K and hit rate@K of the model, the old
@@ -100,7 +101,9 @@ def _old_rules_ranking(folder: Path, as_of: dt.date) -> pd.DataFrame:
     )
 
 
-def run_world(world: World, out: Path, taxpayers: int, trials: int | None) -> dict:
+def run_world(
+    world: World, out: Path, taxpayers: int, trials: int | None, config: Path | None = None
+) -> dict:
     """Generate (or reuse), validate, train, score and evaluate one world; its figures."""
     folder = out / world.name
     ws = out / f"ws-{world.name}"
@@ -118,6 +121,8 @@ def run_world(world: World, out: Path, taxpayers: int, trials: int | None) -> di
     train_args = ["train", str(folder), "--as-of", as_of]
     if trials is not None:
         train_args += ["--trials", str(trials)]
+    if config is not None:
+        train_args += ["--config", str(config)]
     train_s = _run(train_args, env, log)
     ranking = ws / "ranking.csv"
     _run(["score", str(folder), "--as-of", as_of, "--out", str(ranking)], env, log)
@@ -179,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, help="Optuna trials (default: the training config's)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/taxrisk-worlds"))
     ap.add_argument("--worlds", nargs="+", choices=[w.name for w in WORLDS], help="a subset")
+    ap.add_argument(
+        "--config", type=Path, help="a TOML overriding training/config.toml (taxrisk train)"
+    )
     args = ap.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -187,14 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     for world in chosen:
         print(f"world {world.name} (style {world.style}, seed {world.seed}) ...", flush=True)
         try:
-            rows.append(run_world(world, out, args.taxpayers, args.trials))
+            config = args.config.resolve() if args.config else None
+            rows.append(run_world(world, out, args.taxpayers, args.trials, config))
         except RuntimeError as exc:
             rows.append({"world": world.name, "style": world.style, "seed": world.seed,
                          "error": str(exc)})  # fmt: skip
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     text = _table(rows)
     trials = args.trials if args.trials is not None else "config default"
-    print(f"\n{args.taxpayers:,} taxpayers x 36 months, as of {AS_OF}, trials: {trials}")
+    cfg_note = f", training config: {args.config}" if args.config else ""
+    print(f"\n{args.taxpayers:,} taxpayers x 36 months, as of {AS_OF}, trials: {trials}{cfg_note}")
     print(text)
     (out / "worlds.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0 if all("error" not in r for r in rows) else 1

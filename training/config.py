@@ -47,6 +47,7 @@ class TrainingSection(_Section):
     min_adjusted: int = Field(ge=1)
     top_share: float = Field(gt=0, le=1)
     primary_metric: str
+    recency_half_life_months: float = Field(ge=0)
 
 
 class LabelsSection(_Section):
@@ -175,6 +176,10 @@ class TrainingConfig(_Section):
     @property
     def primary_metric(self) -> str:
         return self.training.primary_metric
+
+    @property
+    def recency_half_life_months(self) -> float:
+        return self.training.recency_half_life_months
 
     @property
     def bias_method(self) -> str:

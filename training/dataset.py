@@ -29,7 +29,9 @@ Point in time (DESIGN "Point in time"):
 Targets: ``adjusted`` (1 if the outcome is ``adjusted``), ``tax_recovered`` (yuan; 0 unless
 adjusted) **on the metric's scale**: with ``metric_months`` set, the recovered amount times
 ``metric_months / covered months`` (``covers_from``..``covers_to`` inclusive, the scale capped
-at ``max_scale``; audits without covers keep their amount). ``recovered_raw`` keeps the
+at ``max_scale``, by default 1: a cover longer than the metric's months is scaled down, a
+shorter one is kept as recovered, since nothing says the months it did not cover held gap;
+audits without covers keep their amount). ``recovered_raw`` keeps the
 amount as recovered. ``late_fees`` and ``penalties`` are carried separately and are not
 targets. ``measure`` (notice / assessment / audit) is carried beside the features.
 """
@@ -237,7 +239,7 @@ def build_training_set(
     *,
     snapshot: Snapshot = "exact",
     metric_months: int | None = None,
-    max_scale: float = 24.0,
+    max_scale: float = 1.0,
     population_sample: int = 0,
     seed: int = 42,
     min_examples: int = 1,

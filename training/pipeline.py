@@ -7,7 +7,8 @@ Steps (each reported to ``progress``):
    (:func:`~taxrisk.training.dataset.build_training_set`);
 2. split by time (:func:`~taxrisk.training.validation.time_split`), validating only on
    audits selected early enough to have closed (the closure horizon);
-3. selection-bias weights (:mod:`~taxrisk.training.bias`) when configured;
+3. selection-bias weights (:mod:`~taxrisk.training.bias`) when configured, and recency
+   weights of the labels (:mod:`~taxrisk.training.recency`, every fit) when configured;
 4. tune both LightGBM models with Optuna on the training part (:mod:`~.tuning`);
 5. choose the bias method on an inner split of the training part
    (:func:`~taxrisk.training.validation.inner_split`); fit on the training part and compare,
@@ -61,6 +62,7 @@ from .dataset import (
 )
 from .modelcard import render_model_card
 from .models import YieldModel
+from .recency import combine_weights, recency_weights
 from .tracking import ChampionDecision
 from .tuning import tune
 from .validation import (
@@ -234,6 +236,8 @@ def train(
         report(progress, "selection model", 0, 1)
         w_all = _weights(ts, cfg)
         report(progress, "selection model", 1, 1)
+    # recency weighting of labels (training/recency.py): in every fit below, None when off
+    w_rec = recency_weights(ex["selected_on"], as_of, cfg.recency_half_life_months)
     base, mono = _split_params(cfg)
     order = ex["selected_on"].to_numpy()
     mono_list = [1 if (mono and c.endswith("__fired")) else 0 for c in X.columns]
@@ -243,8 +247,10 @@ def train(
     t1 = time.perf_counter()
     tuned = {}
     for kind in ("classifier", "regressor"):
-        # weighted objective only when the weights are the method; "auto" tunes unweighted
-        w_tr = w_all[tr] if (cfg.bias_method == "ipw" and w_all is not None) else None
+        # bias weights in the objective only when they are the method ("auto" tunes without
+        # them); recency weights whenever configured
+        w_ipw = w_all[tr] if (cfg.bias_method == "ipw" and w_all is not None) else None
+        w_tr = combine_weights(w_ipw, None if w_rec is None else w_rec[tr])
         tuned[kind], _ = tune(
             kind,
             X[tr],
@@ -266,7 +272,7 @@ def train(
     timings["tuning"] = time.perf_counter() - t1
 
     report(progress, "fit and validate", 0, 4)
-    fit = _Fitter(X, ex, tuned, mono, cfg.seed, w_all)
+    fit = _Fitter(X, ex, tuned, mono, cfg.seed, w_all, w_rec)
     # the bias choice, on an inner split of the training part (never on the validation audits)
     if cfg.bias_method == "auto":
         chosen, bias_note, inner = _choose_bias_inner(fit, tr, cut, horizon, cfg, want_ipw)
@@ -362,6 +368,7 @@ def train(
                     if cfg.labels.normalise_covered
                     else "off",
                     "labels.measure": cfg.labels.measure,
+                    "recency_half_life_months": cfg.recency_half_life_months or "off",
                     **{f"discriminates.{m}": d.discriminates for m, d in disc.items()},
                     "bias_method": chosen,
                     "bias_config": cfg.bias_method,
@@ -491,7 +498,12 @@ def train(
 
 
 class _Fitter:
-    """Fits the YieldModel recipe (tuned parameters, monotone flags, seed) on a row mask."""
+    """Fits the YieldModel recipe (tuned parameters, monotone flags, seed) on a row mask.
+
+    ``weights``: the selection-bias weights, used when a fit asks for them (``weighted``);
+    ``recency``: the recency weights, used in every fit when set. Combined and rescaled to
+    mean 1 over the fitted rows (:func:`~taxrisk.training.recency.combine_weights`).
+    """
 
     def __init__(
         self,
@@ -501,6 +513,7 @@ class _Fitter:
         mono: bool,
         seed: int,
         weights: np.ndarray | None,
+        recency: np.ndarray | None = None,
     ) -> None:
         self.X, self.ex, self.tuned, self.mono, self.seed, self.w = (
             X,
@@ -510,9 +523,11 @@ class _Fitter:
             seed,
             weights,
         )
+        self.recency = recency
 
     def __call__(self, rows: np.ndarray, *, weighted: bool = False) -> YieldModel:
-        w = self.w[rows] if (weighted and self.w is not None) else None
+        w_ipw = self.w[rows] if (weighted and self.w is not None) else None
+        w = combine_weights(w_ipw, None if self.recency is None else self.recency[rows])
         return _fit(
             self.X[rows],
             self.ex[rows],
@@ -638,12 +653,24 @@ def _label_note(cfg: TrainingConfig) -> str:
     lab = cfg.labels
     scale = (
         f"tax recovered x {lab.metric_months} / months covered (covers_from..covers_to), "
-        f"the factor capped at {lab.max_scale:g}: the {lab.metric_months} months CONTRACT "
-        "section 4 counts"
+        f"the factor capped at {lab.max_scale:g}"
+        + (
+            f" (covers over {lab.metric_months} months scaled down, shorter ones kept)"
+            if lab.max_scale == 1
+            else ""
+        )
+        + f": the {lab.metric_months} months CONTRACT section 4 counts"
         if lab.normalise_covered
         else "tax recovered as recovered (covered months ignored)"
     )
-    return f"{scale}; measure: {lab.measure}."
+    h = cfg.recency_half_life_months
+    recency = (
+        f"; recency weighting: half-life {h:g} months (an audit selected {h:g} months before "
+        "the as-of date counts half)"
+        if h > 0
+        else ""
+    )
+    return f"{scale}; measure: {lab.measure}{recency}."
 
 
 def _artifacts(

@@ -53,10 +53,15 @@ def tables(tmp_path_factory: pytest.TempPathFactory):
 def test_recovered_put_on_the_24_month_scale(tables) -> None:
     ts = build_training_set(tables, dt.date(2024, 12, 31), metric_months=24)
     ex = ts.examples
-    # the same monthly gap gives the same label, whatever the audit covered
+    # the default (max_scale 1): a cover over 24 months is scaled down to 24 months' worth; a
+    # shorter cover is kept as recovered (its other months are not known to hold gap)
     assert ex.loc["L36", "tax_recovered"] == pytest.approx(24_000.0)
-    assert ex.loc["L12", "tax_recovered"] == pytest.approx(24_000.0)
-    assert ex.loc["L6", "tax_recovered"] == pytest.approx(24_000.0)
+    assert ex.loc["L12", "tax_recovered"] == pytest.approx(12_000.0)
+    assert ex.loc["L6", "tax_recovered"] == pytest.approx(6_000.0)
+    # scaling up allowed: the same monthly gap gives the same label, whatever was covered
+    up = build_training_set(tables, dt.date(2024, 12, 31), metric_months=24, max_scale=24.0)
+    for case in ("L36", "L12", "L6"):
+        assert up.examples.loc[case, "tax_recovered"] == pytest.approx(24_000.0)
     assert ex.loc["L36", "recovered_raw"] == 36_000.0 and ex.loc["L36", "covered_months"] == 36
     assert ex.loc["N0", "tax_recovered"] == 0.0
     # without normalisation: as recovered
