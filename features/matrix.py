@@ -451,18 +451,17 @@ class _Pipeline:
             for c in agg.columns
             if c not in _KEY and c not in src.internal and c in base.columns
         }
-        derived: list[str] = []
+        redo: set[str] = set()
         grew = True
         while grew:  # every derived column reading a replaced column, in any stage
             grew = False
             for d in self.catalog.derived:
                 if d.name in base.columns and d.name not in late and late & set(d.needs):
                     late.add(d.name)
-                    derived.append(d.name)
+                    redo.add(d.name)
                     grew = True
-        order = {d.name: i for i, d in enumerate(self.catalog.derived)}
-        stage = {d.name: d.stage for d in self.catalog.derived}
-        derived.sort(key=lambda n: (stage[n], order[n]))
+        # in stage order, catalog order within a stage (a stable sort)
+        derived = sorted((d for d in self.catalog.derived if d.name in redo), key=lambda d: d.stage)
         cfg = self.cfg
         indicators = {
             k: ind
@@ -480,9 +479,8 @@ class _Pipeline:
         replaced = [*late, *indicators, *(f"{k}__fired" for k in indicators)]
         rest = base.drop(*[c for c in replaced if c in base.columns])
         b = _join_sources(rest, aggs)
-        defs = {d.name: d for d in self.catalog.derived}
-        for name in derived:  # few columns: one mutate each, in dependency order
-            b = b.mutate(**{name: defs[name].fn(b, cfg).cast("float64")})
+        for d in derived:  # few columns: one mutate each, in dependency order
+            b = b.mutate(**{d.name: d.fn(b, cfg).cast("float64")})
         if indicators:
             b = b.mutate(**{k: ind.value(b, cfg) for k, ind in indicators.items()})
             b = b.mutate(
