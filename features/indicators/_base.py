@@ -242,6 +242,37 @@ def log_ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
     return ibis.ifelse((n > 0) & (d > 0), (n / d.nullif(0.0)).ln(), ibis.null("float64"))
 
 
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(x: int) -> int:  # type: ignore[empty-body]  # DuckDB's and Spark SQL's BIT_OR
+    ...
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(x: int) -> int:  # type: ignore[empty-body]  # DuckDB's and Spark SQL's BIT_COUNT
+    ...
+
+
+def _bit(k: ir.IntegerValue) -> ir.IntegerValue:
+    return ibis.literal(1, "int64").cast("int64") << k.cast("int64")
+
+
+def months_mask(k: ir.IntegerValue) -> ir.IntegerValue:
+    """Aggregate: the months ``k`` (1..62) a group has rows for, as the bits of one integer.
+    With :func:`rows_before`, a streak without a window over the rows."""
+    return _bit_or(_bit(k))
+
+
+def rows_before(mask: ir.IntegerValue, first: ir.IntegerValue) -> ir.IntegerValue:
+    """The group's rows with ``k`` below ``first`` (every row where ``first`` is null), from its
+    :func:`months_mask`: e.g. the returns filed since the latest month with tax payable, with
+    ``first`` the smallest such ``k``. Exact because a window has at most one row per
+    taxpayer and month (the contract's key, latest version), and what a window over the
+    rows (``min(...) OVER (PARTITION BY ...)``) computed at a large cost: a quarter of the VAT
+    source's time at 1M taxpayers."""
+    below = ibis.ifelse(first.isnull(), mask, mask & (_bit(first) - 1))
+    return _bit_count(below).cast("int64")
+
+
 def month_diff(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
     """Whole months from ``earlier`` to ``later`` (calendar months, days ignored)."""
     return (later.year() - earlier.year()) * 12 + (later.month() - earlier.month())
