@@ -49,12 +49,15 @@ import pyarrow.compute as pc
 
 from .catalog import Catalog, Source, default_catalog
 from .config import IndicatorConfig, current_config
-from .indicators._base import Context, Granularity, month_diff, snap
+from .indicators._base import Context, Granularity, Rank, month_diff, snap
 from .indicators.peers import (
     add_benchmarks,
     add_percentiles,
+    add_ranks,
+    group_ranks,
     industry_percentiles,
     percentile_inputs,
+    rank_inputs,
 )
 from .progress import ProgressFn, report
 from .tables import Tables, is_active
@@ -427,6 +430,24 @@ class _Pipeline:
         pcts = {f"{c}__pct": out[f"{c}__pct"] for c in cols}
         return out.select(*base.columns, **extra(out), **pcts)
 
+    def _ranks(self, base: ir.Table, ranks: Sequence[Rank]) -> ir.Table:
+        """``base`` with the percentiles of ``ranks`` whose column it has. On DuckDB, with
+        row ids, ranked in numpy on the engine-rounded values (:func:`group_ranks`) and joined
+        back by row id; elsewhere as windows (:func:`add_ranks`), the same numbers."""
+        ranks = [r for r in ranks if r.column in base.columns]
+        if not ranks:
+            return base
+        if self.lazy or not self._on_duckdb() or _ROW not in base.columns:
+            return add_ranks(base, ranks)
+        t1 = time.perf_counter()
+        inputs, group_of = rank_inputs(base, ranks, [_ROW])
+        ranked = self._register(group_ranks(inputs.to_pyarrow(), ranks, [_ROW], group_of))
+        self.cached.append(ranked)
+        if self.timings is not None:
+            self.timings["ranks"] = self.timings.get("ranks", 0.0) + time.perf_counter() - t1
+        j = base.left_join(ranked, _ROW)
+        return j.drop(f"{_ROW}_right")
+
     def _on_duckdb(self) -> bool:
         return getattr(self._con, "name", None) == "duckdb"
 
@@ -549,7 +570,7 @@ class _Pipeline:
         self._release(prev)
         step = base
         for tr in cat.transforms:
-            step = tr.fn(step, cfg)
+            step = self._ranks(tr.fn(step, cfg), tr.ranks)
         base = self.stage("peers", _derived(step, 2, cat, cfg), drop=[base], rows_of=base)
         report(self.progress, "features", n + 2, steps)
         step = _derived(_benchmarks(base, cat, cfg), 3, cat, cfg)
