@@ -196,24 +196,17 @@ def _benchmarks(base: ir.Table, catalog: Catalog, cfg: IndicatorConfig) -> ir.Ta
     return add_benchmarks(base, todo, cfg) if todo else base
 
 
-def _join_sources(
-    pop: ir.Table, aggs: list[tuple[Source, ir.Table]], *, rows: bool = False
-) -> ir.Table:
-    """One left-join chain of the population with every source's aggregates. ``rows``: with
-    each joined stage's row id :data:`_ROW` as ``_row__<source>`` (``_row__population``)."""
+def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Table:
+    """One left-join chain of the population with every source's aggregates."""
     j = pop
-    fields: list[ir.Value] = [pop[c] for c in pop.columns if not (rows and c == _ROW)]
-    if rows and _ROW in pop.columns:
-        fields.append(pop[_ROW].name(f"{_ROW}__population"))
+    fields: list[ir.Value] = [pop[c] for c in pop.columns]
     for src, agg in aggs:
         j = j.left_join(agg, [pop.as_of == agg.as_of, pop.taxpayer_id == agg.taxpayer_id])
         for c in agg.columns:
-            if c in _KEY or c in src.internal or c == _ROW:
+            if c in _KEY or c in src.internal:
                 continue
             col = agg[c].fill_null(0) if c in src.zero_fill else agg[c]
             fields.append(col.name(c))
-        if rows and _ROW in agg.columns:
-            fields.append(agg[_ROW].name(f"{_ROW}__{src.name}"))
     return j.select(*fields)
 
 
@@ -288,21 +281,20 @@ def _leaves(trace: tuple) -> set[str]:
     return set()
 
 
-def _gathered(t: ir.Table, stage: ir.Table, row: str = _ROW) -> dict[str, str]:
+def _gathered(t: ir.Table, stage: ir.Table) -> dict[str, str]:
     """The columns of ``t`` that are a column of ``stage`` unchanged, by the same route as
-    ``t``'s column ``row``, ``stage``'s row id :data:`_ROW` (null where the row id is null):
-    ``{column of t: column of stage}``. Their values are ``stage``'s at the row id, read by
-    position in its Arrow table rather than copied through the engine (a wide stage's round
-    trip costs seconds at 1M)."""
+    ``t``'s row id :data:`_ROW` (null where the row id is null): ``{column of t: column of
+    stage}``. Their values are ``stage``'s at the row id, read by position in its Arrow table
+    rather than copied through the engine (a wide stage's round trip costs seconds at 1M)."""
     memo: dict = {}
     rel, target = t.op(), stage.op()
-    ids = _trace(rel, row, target, memo)
-    if ids is None or _leaves(ids) != {_ROW}:
+    row = _trace(rel, _ROW, target, memo)
+    if row is None or _leaves(row) != {_ROW}:
         return {}
-    route = _route(ids)
+    route = _route(row)
     out = {}
     for c in t.columns:
-        if c == row:
+        if c == _ROW:
             continue
         trace = _trace(rel, c, target, memo)
         if trace is not None and _route(trace) == route and len(_leaves(trace)) == 1:
@@ -379,21 +371,15 @@ class _Pipeline:
         drop: list[ir.Table] | None = None,
         rows_of: ir.Table | None = None,
         number: bool = False,
-        assemble: dict[str, ir.Table] | None = None,
     ) -> ir.Table:
         """Materialise a stage (engines would otherwise recompute shared subqueries), then
         release the stages in ``drop`` (no longer needed: keeps peak memory to two stages).
         ``number``: give the stage's rows the row id :data:`_ROW`; ``rows_of``: the stage
-        ``t`` adds columns to, whose unchanged columns it reuses (:meth:`_materialise`);
-        ``assemble``: {row id column of ``t``: stage}, the stages whose columns ``t`` joins
-        (:meth:`_assemble`)."""
+        ``t`` adds columns to, whose unchanged columns it reuses (:meth:`_materialise`)."""
         if self.lazy:
             return t
         t1 = time.perf_counter()
-        if assemble and self._on_duckdb():
-            out = self._register(self._assemble(t, assemble))
-        else:
-            out = self._materialise(t, rows_of, number)
+        out = self._materialise(t, rows_of, number)
         self.cached.append(out)
         for old in drop or []:
             self._release(old)
@@ -523,37 +509,6 @@ class _Pipeline:
         cols[_ROW] = pa.chunked_array([pa.array(np.arange(part.num_rows))])
         return pa.table(cols)
 
-    def _assemble(self, t: ir.Table, stages: dict[str, ir.Table]) -> pa.Table:
-        """``t``, a join of ``stages`` carrying each one's row id (``{column of t: stage}``),
-        as an Arrow table: the engine computes the join's row ids and the columns it changes
-        (zero-filled ones); every column a stage brings unchanged is taken from the stage's
-        Arrow table at its row id (null where the join found no row, as the join would have
-        it). The rows are sorted by (as_of, taxpayer_id), so the stages after it and the
-        final hand-off read their columns in order; the row ids columns are dropped and the
-        rows numbered :data:`_ROW`. The wide join itself cost 8 s at 1M x 120 columns."""
-        sources: dict[str, tuple[str, pa.Table, str]] = {}
-        for row, stage in stages.items():
-            arrow = self._arrow.get(stage.get_name())
-            if arrow is None or _ROW not in arrow.column_names:
-                continue
-            for c, col in _gathered(t, stage, row).items():
-                sources.setdefault(c, (row, arrow, col))
-        for key in _KEY:  # the keys are sorted on: computed
-            sources.pop(key, None)
-        part = t.select(*[c for c in t.columns if c not in sources]).to_pyarrow()
-        order = pc.sort_indices(part, [("as_of", "ascending"), ("taxpayer_id", "ascending")])
-        part = part.take(order)
-        cols = {
-            c: _take(sources[c][1].column(sources[c][2]), part.column(sources[c][0]))
-            if c in sources
-            else part.column(c)
-            for c in t.columns
-            if c not in stages
-        }
-        log.debug("join: %d columns computed, %d taken", part.num_columns, len(sources))
-        cols[_ROW] = pa.chunked_array([pa.array(np.arange(part.num_rows))])
-        return pa.table(cols)
-
     def collect(self, out: ir.Table) -> tuple[pa.Table, tuple[pa.Table, dict[str, str]] | None]:
         """The collected matrix ``out`` (from :meth:`final` with ``keep_row``): an Arrow table
         of the columns the engine computes, and (the last wide stage's Arrow table, {column:
@@ -587,23 +542,18 @@ class _Pipeline:
         """Population + sources + benchmarks + every active indicator's value."""
         steps = len(self.sources) + 6
         report(self.progress, "features", 0, steps)
-        pop = self.stage("population", _population(self.ctx), number=True)
+        pop = self.stage("population", _population(self.ctx))
         aggs = []
         self.ctx.built.clear()
         for i, src in enumerate(self.sources, start=1):
-            agg = self.stage(src.name, source_table(src, self.ctx), number=True)
+            agg = self.stage(src.name, source_table(src, self.ctx))
             # later sources may reuse it (network: the sellers' invoicing and VAT paid)
             self.ctx.built[src.name] = agg
             aggs.append((src, agg))
             report(self.progress, "features", i, steps)
         n = len(self.sources)
-        stages = {f"{_ROW}__population": pop} | {f"{_ROW}__{s.name}": a for s, a in aggs}
         base = self.stage(
-            "join",
-            _join_sources(pop, aggs, rows=self._on_duckdb()),
-            drop=list(stages.values()),
-            number=True,
-            assemble=stages,
+            "join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)], number=True
         )
         self.ctx.built.clear()
         cat, cfg = self.catalog, self.cfg
