@@ -497,6 +497,7 @@ class _Pipeline:
                 seen[at] = True
             if inside and seen.all():  # the same rows, possibly in another order
                 if not np.array_equal(at, np.arange(n)):
+                    log.debug("stage: rows reordered by the engine, put back")
                     back = np.empty(n, dtype=np.int64)
                     back[at] = np.arange(n)
                     part = part.take(back)
