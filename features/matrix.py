@@ -49,12 +49,15 @@ import pyarrow.compute as pc
 
 from .catalog import Catalog, Source, default_catalog
 from .config import IndicatorConfig, current_config
-from .indicators._base import Context, Granularity, month_diff, snap
+from .indicators._base import Context, Granularity, Rank, month_diff, snap
 from .indicators.peers import (
     add_benchmarks,
     add_percentiles,
+    add_ranks,
+    group_ranks,
     industry_percentiles,
     percentile_inputs,
+    rank_inputs,
 )
 from .progress import ProgressFn, report
 from .tables import Tables, is_active
@@ -80,6 +83,10 @@ _CONTEXT = ("taxpayer_id", *CATEGORICAL)
 INFORMATION_GRANULARITY: Granularity = "month"
 _KEY = ["as_of", "taxpayer_id"]
 _INTERNAL = {"registered_on", "county_id", "industry_model"}
+#: on DuckDB, each wide stage's row position (0..n-1), carried through the later stages: the
+#: columns a stage leaves unchanged are read from the previous stage's Arrow table by it
+#: (:func:`_gathered`) instead of being copied through the engine again
+_ROW = "_row"
 
 
 def _capital_as_of(ctx: Context) -> ir.Table | None:
@@ -206,7 +213,98 @@ def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Tabl
 def _fields(expr: ir.Value, table: ir.Table) -> set[str]:
     """The columns of ``table`` an expression over it reads."""
     rel = table.op()
-    return {f.name for f in expr.op().find(ops.Field) if f.rel == rel}
+    # through value nodes only: a relation's own history (the whole pipeline) is not read
+    found = expr.op().find(ops.Field, filter=ops.Value)
+    return {f.name for f in found if f.rel == rel}
+
+
+def _trace(rel: ops.Relation, name: str, stage: ops.Relation, memo: dict) -> tuple | None:
+    """Where column ``name`` of ``rel`` comes from: ``("col", c)`` for column ``c`` of
+    ``stage`` unchanged, ``("null",)`` for a null literal, nested in the joins and unions it
+    passes through (``("join", chain, side, inner)``, ``("union", op, left, right)``); None
+    when it is computed, or passes through an operation not known to keep values. Renames,
+    projections, filters, sorts and joins keep a column's values; they may drop, repeat or
+    reorder rows, which the row id of the same route drops, repeats or reorders alike."""
+    key = (rel, name)
+    if key not in memo:
+        memo[key] = _trace_step(rel, name, stage, memo)
+    return memo[key]
+
+
+def _trace_step(rel: ops.Relation, name: str, stage: ops.Relation, memo: dict) -> tuple | None:
+    if name not in rel.schema:
+        return None
+    if rel == stage:
+        return ("col", name)
+    if isinstance(rel, ops.Project):
+        value = rel.values.get(name)
+        while isinstance(value, ops.Alias):
+            value = value.arg
+        if isinstance(value, ops.Field):
+            return _trace(value.rel, value.name, stage, memo)
+        if isinstance(value, ops.Cast):
+            value = value.arg
+        if isinstance(value, ops.Literal) and value.value is None:
+            return ("null",)
+        return None
+    if isinstance(rel, (ops.DropColumns, ops.Filter, ops.Sort)):
+        return _trace(rel.parent, name, stage, memo)
+    if isinstance(rel, ops.JoinChain):
+        value = rel.values.get(name)
+        if isinstance(value, ops.Field) and isinstance(value.rel, ops.JoinReference):
+            inner = _trace(value.rel.parent, value.name, stage, memo)
+            return None if inner is None else ("join", rel, value.rel.identifier, inner)
+        return None
+    if isinstance(rel, ops.Union) and not rel.distinct:
+        left = _trace(rel.left, name, stage, memo)
+        right = _trace(rel.right, name, stage, memo)
+        return None if left is None or right is None else ("union", rel, left, right)
+    return None
+
+
+def _route(trace: tuple) -> tuple:
+    """A trace without the stage column it ends at."""
+    if trace[0] == "join":
+        return (*trace[:3], _route(trace[3]))
+    if trace[0] == "union":
+        return (*trace[:2], _route(trace[2]), _route(trace[3]))
+    return trace[:1]
+
+
+def _leaves(trace: tuple) -> set[str]:
+    if trace[0] == "col":
+        return {trace[1]}
+    if trace[0] == "join":
+        return _leaves(trace[3])
+    if trace[0] == "union":
+        return _leaves(trace[2]) | _leaves(trace[3])
+    return set()
+
+
+def _gathered(t: ir.Table, stage: ir.Table) -> dict[str, str]:
+    """The columns of ``t`` that are a column of ``stage`` unchanged, by the same route as
+    ``t``'s row id :data:`_ROW` (null where the row id is null): ``{column of t: column of
+    stage}``. Their values are ``stage``'s at the row id, read by position in its Arrow table
+    rather than copied through the engine (a wide stage's round trip costs seconds at 1M)."""
+    memo: dict = {}
+    rel, target = t.op(), stage.op()
+    row = _trace(rel, _ROW, target, memo)
+    if row is None or _leaves(row) != {_ROW}:
+        return {}
+    route = _route(row)
+    out = {}
+    for c in t.columns:
+        if c == _ROW:
+            continue
+        trace = _trace(rel, c, target, memo)
+        if trace is not None and _route(trace) == route and len(_leaves(trace)) == 1:
+            out[c] = next(iter(_leaves(trace)))
+    return out
+
+
+def _take(column: pa.ChunkedArray, ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
+    taken = column.take(ids)
+    return taken if isinstance(taken, pa.ChunkedArray) else pa.chunked_array([taken])
 
 
 def _sources_for(catalog: Catalog, present: set[str]) -> list[Source]:
@@ -262,14 +360,26 @@ class _Pipeline:
         self._con = tables.con
         #: stages held as Arrow tables registered on DuckDB (see :meth:`stage`), by name
         self._arrow: dict[str, pa.Table] = {}
+        #: the last wide stage, whose columns the collected matrix reads by row id
+        self._rows: ir.Table | None = None
 
-    def stage(self, name: str, t: ir.Table, *, drop: list[ir.Table] | None = None) -> ir.Table:
+    def stage(
+        self,
+        name: str,
+        t: ir.Table,
+        *,
+        drop: list[ir.Table] | None = None,
+        rows_of: ir.Table | None = None,
+        number: bool = False,
+    ) -> ir.Table:
         """Materialise a stage (engines would otherwise recompute shared subqueries), then
-        release the stages in ``drop`` (no longer needed: keeps peak memory to two stages)."""
+        release the stages in ``drop`` (no longer needed: keeps peak memory to two stages).
+        ``number``: give the stage's rows the row id :data:`_ROW`; ``rows_of``: the stage
+        ``t`` adds columns to, whose unchanged columns it reuses (:meth:`_materialise`)."""
         if self.lazy:
             return t
         t1 = time.perf_counter()
-        out = self._materialise(t)
+        out = self._materialise(t, rows_of, number)
         self.cached.append(out)
         for old in drop or []:
             self._release(old)
@@ -297,12 +407,14 @@ class _Pipeline:
         if not cols or arrow is None:
             return add_percentiles(base.mutate(**extra(base)), cols, keep=keep)
         t1 = time.perf_counter()
-        rows = arrow.append_column("_row", pa.array(np.arange(arrow.num_rows)))
+        rows = arrow
+        if _ROW not in rows.column_names:
+            rows = arrow.append_column(_ROW, pa.array(np.arange(arrow.num_rows)))
         numbered = self._register(rows)
         ranked = industry_percentiles(
-            percentile_inputs(numbered, cols, ["_row"]).to_pyarrow(), cols, ["_row"]
+            percentile_inputs(numbered, cols, [_ROW]).to_pyarrow(), cols, [_ROW]
         )
-        at = ranked.column("_row").to_numpy()
+        at = ranked.column(_ROW).to_numpy()
         for c in cols:
             pct = np.full(arrow.num_rows, np.nan)
             pct[at] = ranked.column(f"{c}__pct").to_numpy(zero_copy_only=False)
@@ -312,12 +424,31 @@ class _Pipeline:
         self._drop(numbered)
         out = self._register(rows)
         self.cached.append(out)
+        self._rows = out
         if keep is not None:
             out = out.semi_join(keep, _KEY)
         if self.timings is not None:
             self.timings["percentiles"] = time.perf_counter() - t1
         pcts = {f"{c}__pct": out[f"{c}__pct"] for c in cols}
         return out.select(*base.columns, **extra(out), **pcts)
+
+    def _ranks(self, base: ir.Table, ranks: Sequence[Rank]) -> ir.Table:
+        """``base`` with the percentiles of ``ranks`` whose column it has. On DuckDB, with
+        row ids, ranked in numpy on the engine-rounded values (:func:`group_ranks`) and joined
+        back by row id; elsewhere as windows (:func:`add_ranks`), the same numbers."""
+        ranks = [r for r in ranks if r.column in base.columns]
+        if not ranks:
+            return base
+        if self.lazy or not self._on_duckdb() or _ROW not in base.columns:
+            return add_ranks(base, ranks)
+        t1 = time.perf_counter()
+        inputs, group_of = rank_inputs(base, ranks, [_ROW])
+        ranked = self._register(group_ranks(inputs.to_pyarrow(), ranks, [_ROW], group_of))
+        self.cached.append(ranked)
+        if self.timings is not None:
+            self.timings["ranks"] = self.timings.get("ranks", 0.0) + time.perf_counter() - t1
+        j = base.left_join(ranked, _ROW)
+        return j.drop(f"{_ROW}_right")
 
     def _on_duckdb(self) -> bool:
         return getattr(self._con, "name", None) == "duckdb"
@@ -329,14 +460,68 @@ class _Pipeline:
         self._arrow[name] = arrow
         return self._con.table(name)
 
-    def _materialise(self, t: ir.Table) -> ir.Table:
+    def _materialise(
+        self, t: ir.Table, rows_of: ir.Table | None = None, number: bool = False
+    ) -> ir.Table:
         """On DuckDB, the stage's rows as an Arrow table registered as a view (scanned in
         place): a ``CREATE TABLE AS`` of a wide stage (1M rows x 200 columns) costs DuckDB
         about twice the time of producing the Arrow result, and the matrix has half a
-        dozen wide stages. Elsewhere (Spark) the engine's own cache."""
+        dozen wide stages. A stage that adds columns to ``rows_of`` runs only the columns it
+        computes (:meth:`_narrow`). Elsewhere (Spark) the engine's own cache."""
         if not self._on_duckdb():
             return t.cache()
-        return self._register(t.to_pyarrow())
+        prev = None if rows_of is None else self._arrow.get(rows_of.get_name())
+        if prev is not None and _ROW in t.columns and _ROW in prev.column_names:
+            return self._register(self._narrow(t, rows_of, prev))  # type: ignore[arg-type]
+        arrow = t.to_pyarrow()
+        if number and _ROW not in arrow.column_names:
+            arrow = arrow.append_column(_ROW, pa.array(np.arange(arrow.num_rows)))
+        return self._register(arrow)
+
+    def _narrow(self, t: ir.Table, stage: ir.Table, prev: pa.Table) -> pa.Table:
+        """``t`` as an Arrow table, the engine running only the columns it computes: those
+        it keeps from ``stage`` unchanged (:func:`_gathered`) are ``prev``'s (``stage``'s
+        Arrow table) at the row ids, without a copy when ``t`` has ``stage``'s rows. Every
+        wide stage round-tripped whole through the engine cost 4-5 s at 1M rows x 200
+        columns, most of it copying columns no stage had touched."""
+        src = _gathered(t, stage)
+        part = t.select(*[c for c in t.columns if c not in src]).to_pyarrow()
+        log.debug("stage: %d columns computed, %d reused", part.num_columns, len(src))
+        ids = part.column(_ROW)
+        n = prev.num_rows
+        if part.num_rows == n and ids.null_count == 0:
+            at = ids.to_numpy()
+            seen = np.zeros(n, dtype=bool)
+            inside = n == 0 or (at.min() >= 0 and at.max() < n)
+            if inside:
+                seen[at] = True
+            if inside and seen.all():  # the same rows, possibly in another order
+                if not np.array_equal(at, np.arange(n)):
+                    log.debug("stage: rows reordered by the engine, put back")
+                    back = np.empty(n, dtype=np.int64)
+                    back[at] = np.arange(n)
+                    part = part.take(back)
+                return pa.table(
+                    {c: prev.column(src[c]) if c in src else part.column(c) for c in t.columns}
+                )
+        cols = {
+            c: _take(prev.column(src[c]), ids) if c in src else part.column(c) for c in t.columns
+        }
+        cols[_ROW] = pa.chunked_array([pa.array(np.arange(part.num_rows))])
+        return pa.table(cols)
+
+    def collect(self, out: ir.Table) -> tuple[pa.Table, tuple[pa.Table, dict[str, str]] | None]:
+        """The collected matrix ``out`` (from :meth:`final` with ``keep_row``): an Arrow table
+        of the columns the engine computes, and (the last wide stage's Arrow table, {column:
+        its column}) for those read from it at the row id :data:`_ROW` (:func:`_to_frame`)."""
+        stage = self._rows
+        arrow = None if stage is None else self._arrow.get(stage.get_name())
+        if arrow is None or _ROW not in out.columns or _ROW not in arrow.column_names:
+            return out.drop(*[c for c in (_ROW,) if c in out.columns]).to_pyarrow(), None
+        src = _gathered(out, stage)  # type: ignore[arg-type]
+        part = out.select(*[c for c in out.columns if c not in src]).to_pyarrow()
+        log.debug("matrix: %d columns computed, %d read by row id", part.num_columns, len(src))
+        return part, (arrow, src)
 
     def _drop(self, t: ir.Table) -> None:
         name = t.get_name()
@@ -368,7 +553,9 @@ class _Pipeline:
             aggs.append((src, agg))
             report(self.progress, "features", i, steps)
         n = len(self.sources)
-        base = self.stage("join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)])
+        base = self.stage(
+            "join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)], number=True
+        )
         self.ctx.built.clear()
         cat, cfg = self.catalog, self.cfg
         # derived (1) -> benchmarks -> family transforms + derived (2) -> benchmarks of the
@@ -376,23 +563,29 @@ class _Pipeline:
         # released
         prev = base
         base = self.stage(
-            "derived", _derived(_norms(self.ctx, base, cat.norms), 1, cat, cfg), drop=[prev]
+            "derived",
+            _derived(_norms(self.ctx, base, cat.norms), 1, cat, cfg),
+            drop=[prev],
+            rows_of=prev,
         )
         report(self.progress, "features", n + 1, steps)
-        prev, base = base, self.stage("benchmarks", _benchmarks(base, cat, cfg))
+        prev, base = base, self.stage("benchmarks", _benchmarks(base, cat, cfg), rows_of=base)
         self._release(prev)
         step = base
         for tr in cat.transforms:
-            step = tr.fn(step, cfg)
-        prev, base = base, self.stage("peers", _derived(step, 2, cat, cfg), drop=[base])
+            step = self._ranks(tr.fn(step, cfg), tr.ranks)
+        base = self.stage("peers", _derived(step, 2, cat, cfg), drop=[base], rows_of=base)
         report(self.progress, "features", n + 2, steps)
         step = _derived(_benchmarks(base, cat, cfg), 3, cat, cfg)
         values = {k: ind.value(step, cfg) for k, ind in self.active.items()}
-        base = self.stage("values", step.mutate(**values), drop=[base])
+        base = self.stage("values", step.mutate(**values), drop=[base], rows_of=base)
+        self._rows = base
         report(self.progress, "features", n + 3, steps)
         return base
 
-    def final(self, pairs: pd.DataFrame | None = None) -> ir.Table:
+    def final(self, pairs: pd.DataFrame | None = None, *, keep_row: bool = False) -> ir.Table:
+        """The matrix before the hand-off (``as_of`` and ``taxpayer_id`` columns); with
+        ``keep_row``, the row id :data:`_ROW` of the last wide stage too (for :meth:`collect`)."""
         base = self.values()
         cfg = self.cfg
         by_value = {k: ind for k, ind in self.active.items() if ind.line == "value"}
@@ -429,7 +622,13 @@ class _Pipeline:
             want = ibis.memtable(pairs[["as_of", "taxpayer_id"]].drop_duplicates())
             base = base.semi_join(want, _KEY)
         base = self._at_as_of(base)
-        return base.drop(*[c for c in base.columns if c.startswith("_") or c in _INTERNAL])
+        return base.drop(
+            *[
+                c
+                for c in base.columns
+                if (c.startswith("_") and not (keep_row and c == _ROW)) or c in _INTERNAL
+            ]
+        )
 
     def _at_as_of(self, base: ir.Table) -> ir.Table:
         """A taxpayer's own small dated records at the as-of date itself, not its information
@@ -580,9 +779,9 @@ def _build(
     )
     steps = len(pipe.sources) + 6
     try:
-        out = pipe.final(pairs)
+        out = pipe.final(pairs, keep_row=True)
         t0 = time.perf_counter()
-        table = out.to_pyarrow()
+        table, gather = pipe.collect(out)
         if timings is not None:
             # the fired flags, the as-of dates and the collect (the percentiles: on DuckDB
             # their own stage, elsewhere part of this query)
@@ -591,27 +790,45 @@ def _build(
     finally:
         pipe.release()
     t0 = time.perf_counter()
-    df = _to_frame(table, list(pipe.active))
+    df = _to_frame(table, list(pipe.active), gather)
     if timings is not None:
         timings["to_pandas"] = time.perf_counter() - t0
     report(progress, "features", steps, steps)
     return df, pipe.off
 
 
-def _to_frame(table: object, indicator_ids: list[str]) -> pd.DataFrame:
+def _to_frame(
+    table: object,
+    indicator_ids: list[str],
+    gather: tuple[pa.Table, dict[str, str]] | None = None,
+) -> pd.DataFrame:
     """One typed frame from the collected Arrow table (or a pandas frame): rows sorted by
     (as_of, taxpayer_id), numeric columns as one float64 block and the fired flags as one
     int8 block, each column copied once straight into its place (a pandas round trip per
-    column copies the matrix three times)."""
+    column copies the matrix three times). ``gather`` (from :meth:`_Pipeline.collect`): the
+    columns read from a stage's Arrow table at the row id column :data:`_ROW` (null: a null
+    value), taken there straight into their place too."""
     t: pa.Table = (
         pa.Table.from_pandas(table, preserve_index=False)
         if isinstance(table, pd.DataFrame)
         else table  # type: ignore[assignment]
     )
-    as_of = pd.to_datetime(t.column("as_of").to_pandas()).dt.date
-    order = pa.table({"a": pa.array(as_of.to_numpy(), pa.date32()), "t": t.column("taxpayer_id")})
+    source, src = gather if gather is not None else (None, {})
+    names = [c for c in t.column_names if c != _ROW] + [c for c in src if c not in t.column_names]
+
+    def raw(c: str) -> pa.ChunkedArray:  # in the collected table's row order
+        if c in src:
+            return _take(source.column(src[c]), t.column(_ROW))  # type: ignore[union-attr]
+        return t.column(c)
+
+    as_of = pd.to_datetime(raw("as_of").to_pandas()).dt.date
+    order = pa.table({"a": pa.array(as_of.to_numpy(), pa.date32()), "t": raw("taxpayer_id")})
     perm = pc.sort_indices(order, [("a", "ascending"), ("t", "ascending")]).to_numpy()
-    rest = [c for c in t.column_names if c not in (*CATEGORICAL, "as_of", "taxpayer_id")]
+    if src:
+        ids = t.column(_ROW).take(perm)
+        missing = ids.is_null().to_numpy(zero_copy_only=False)
+        at = pc.fill_null(ids, 0).to_numpy(zero_copy_only=False)
+    rest = [c for c in names if c not in (*CATEGORICAL, "as_of", "taxpayer_id")]
     fired = sorted(c for c in rest if c.endswith("__fired"))
     numeric = [c for c in rest if not c.endswith("__fired")]
     first = [c for c in indicator_ids if c in numeric]
@@ -620,15 +837,19 @@ def _to_frame(table: object, indicator_ids: list[str]) -> pd.DataFrame:
     def block(cols: list[str], dtype: str, fill: float | None) -> pd.DataFrame:
         out = np.empty((len(perm), len(cols)), dtype=dtype, order="F")
         for j, c in enumerate(cols):
-            col = t.column(c)
+            col = source.column(src[c]) if c in src else t.column(c)  # type: ignore[union-attr]
             if fill is not None:
                 col = pc.fill_null(col, fill)
             values = pc.cast(col, dtype).to_numpy(zero_copy_only=False)
-            np.take(values, perm, out=out[:, j])
+            if c in src:
+                np.take(values, at, out=out[:, j])
+                out[missing, j] = np.nan if fill is None else fill
+            else:
+                np.take(values, perm, out=out[:, j])
         return pd.DataFrame(out, columns=cols, copy=False)
 
     def text(c: str) -> pd.Series:
-        return t.column(c).take(perm).to_pandas()
+        return raw(c).take(perm).to_pandas()
 
     head = pd.DataFrame(
         {

@@ -124,13 +124,29 @@ class Benchmark:
 
 
 @dataclass(frozen=True)
+class Rank:
+    """A percentile a transform needs: ``out`` = the share of the group's non-null values of
+    ``column`` at or below each row's (:func:`~.peers.percentile`), the group being
+    ``(as_of, group(base))``; ``count``, if given, the group's size (every row). The
+    pipeline computes it (on DuckDB in numpy, elsewhere as a window), not the transform: a
+    window per ranked column cost 1.5 s each at 1M taxpayers."""
+
+    out: str
+    column: str
+    group: Callable[[ir.Table], ir.Value]
+    count: str | None = None
+
+
+@dataclass(frozen=True)
 class Transform:
     """A whole-base step of a family (e.g. peer-group percentiles): ``fn(base, config)``
     returns the base with columns added; runs after the benchmarks, before the stage-2
-    derived columns."""
+    derived columns. ``ranks``: percentiles added to what ``fn`` returns (:class:`Rank`),
+    for the family's next transform to read."""
 
     name: str
     fn: Callable[[ir.Table, IndicatorConfig], ir.Table]
+    ranks: tuple[Rank, ...] = ()
 
 
 Line = Literal["value", "quantile"]
@@ -240,6 +256,37 @@ def log_ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
     n = num.cast("float64")
     d = den.cast("float64")
     return ibis.ifelse((n > 0) & (d > 0), (n / d.nullif(0.0)).ln(), ibis.null("float64"))
+
+
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(x: int) -> int:  # type: ignore[empty-body]  # DuckDB's and Spark SQL's BIT_OR
+    ...
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(x: int) -> int:  # type: ignore[empty-body]  # DuckDB's and Spark SQL's BIT_COUNT
+    ...
+
+
+def _bit(k: ir.IntegerValue) -> ir.IntegerValue:
+    return ibis.literal(1, "int64").cast("int64") << k.cast("int64")
+
+
+def months_mask(k: ir.IntegerValue) -> ir.IntegerValue:
+    """Aggregate: the months ``k`` (1..62) a group has rows for, as the bits of one integer.
+    With :func:`rows_before`, a streak without a window over the rows."""
+    return _bit_or(_bit(k))
+
+
+def rows_before(mask: ir.IntegerValue, first: ir.IntegerValue) -> ir.IntegerValue:
+    """The group's rows with ``k`` below ``first`` (every row where ``first`` is null), from its
+    :func:`months_mask`: e.g. the returns filed since the latest month with tax payable, with
+    ``first`` the smallest such ``k``. Exact because a window has at most one row per
+    taxpayer and month (the contract's key, latest version), and what a window over the
+    rows (``min(...) OVER (PARTITION BY ...)``) computed at a large cost: a quarter of the VAT
+    source's time at 1M taxpayers."""
+    below = ibis.ifelse(first.isnull(), mask, mask & (_bit(first) - 1))
+    return _bit_count(below).cast("int64")
 
 
 def month_diff(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:

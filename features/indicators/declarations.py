@@ -39,7 +39,18 @@ import ibis
 import ibis.expr.types as ir
 
 from ..config import IndicatorConfig
-from ._base import Benchmark, Context, Derived, Family, Indicator, Source, log_ratio, safe_div
+from ._base import (
+    Benchmark,
+    Context,
+    Derived,
+    Family,
+    Indicator,
+    Source,
+    log_ratio,
+    months_mask,
+    rows_before,
+    safe_div,
+)
 
 __all__ = ["FAMILY"]
 
@@ -53,11 +64,6 @@ def _null() -> ir.FloatingValue:
 def vat_source(ctx: Context) -> ir.Table:
     low = ctx.config.declarations.low_declaration_yuan
     w = ctx.window("vat_returns", 15)
-    win = ibis.window(group_by=[w.as_of, w.taxpayer_id])
-    w = w.mutate(
-        _last_pos=ibis.ifelse(w.tax_payable > 0, w.k, ibis.null("int64")).min().over(win),
-        _last_ge=ibis.ifelse(w.tax_payable >= low, w.k, ibis.null("int64")).min().over(win),
-    )
     r12 = w.k <= 12
     h1 = w.k <= 6
     h2 = (w.k > 6) & r12
@@ -85,8 +91,10 @@ def vat_source(ctx: Context) -> ir.Table:
         _n_h1=w.k.count(where=h1),
         _n_h2=w.k.count(where=h2),
         zero_negative_months_12=w.k.count(where=r12 & (w.tax_payable <= 0)),
-        zero_negative_streak=w.k.count(where=w._last_pos.isnull() | (w.k < w._last_pos)),
-        low_declaration_streak=w.k.count(where=w._last_ge.isnull() | (w.k < w._last_ge)),
+        # the streaks: filed months before the latest with payable > 0 / >= low
+        _months=months_mask(w.k),
+        _last_pos=w.k.min(where=w.tax_payable > 0),
+        _last_ge=w.k.min(where=w.tax_payable >= low),
         late_days_avg=late.mean(where=r12),
         tax_q0=w.tax_payable.sum(where=w.k <= 3),
         tax_q1=w.tax_payable.sum(where=(w.k >= 4) & (w.k <= 6)),
@@ -99,6 +107,8 @@ def vat_source(ctx: Context) -> ir.Table:
     )
     m12 = a.vat_months_12.nullif(0)
     return a.mutate(
+        zero_negative_streak=rows_before(a._months, a._last_pos),
+        low_declaration_streak=rows_before(a._months, a._last_ge),
         sales_month_avg=safe_div(a.sales_12, m12),
         log_sales_month=(safe_div(a.sales_12, m12) + 1.0).ln(),
         vat_burden=safe_div(a.vat_payable_12, a.sales_12),
@@ -111,6 +121,9 @@ def vat_source(ctx: Context) -> ir.Table:
         tax_q1=ibis.ifelse(a._n_q1 >= 2, safe_div(a.tax_q1, a._n_q1), _null()),
         tax_qly=ibis.ifelse(a._n_qly >= 2, safe_div(a.tax_qly, a._n_qly), _null()),
     ).drop(
+        "_months",
+        "_last_pos",
+        "_last_ge",
         "_sales_h1",
         "_sales_h2",
         "_input_h1",
@@ -129,8 +142,6 @@ def vat_source(ctx: Context) -> ir.Table:
 
 def cit_source(ctx: Context) -> ir.Table:
     w = ctx.window("cit_returns", 27)
-    win = ibis.window(group_by=[w.as_of, w.taxpayer_id])
-    w = w.mutate(_last_profit=ibis.ifelse(w.profit >= 0, w.k, ibis.null("int64")).min().over(win))
     q4 = w.k <= 14
     a = w.group_by(_KEY).aggregate(
         cit_quarters_4q=w.k.count(where=q4),
@@ -138,7 +149,8 @@ def cit_source(ctx: Context) -> ir.Table:
         cit_cost_4q=w.cost.sum(where=q4),
         cit_profit_4q=w.profit.sum(where=q4),
         cit_tax_4q=w.tax_payable.sum(where=q4),
-        loss_quarter_streak=w.k.count(where=w._last_profit.isnull() | (w.k < w._last_profit)),
+        _quarters=months_mask(w.k),
+        _last_profit=w.k.min(where=w.profit >= 0),
         _loss_8=w.k.count(where=w.profit < 0),
         _n_8=w.k.count(),
     )
@@ -146,7 +158,8 @@ def cit_source(ctx: Context) -> ir.Table:
         profit_margin=safe_div(a.cit_profit_4q, a.cit_revenue_4q),
         cit_burden=safe_div(a.cit_tax_4q, a.cit_revenue_4q),
         loss_share_8q=safe_div(a._loss_8, a._n_8),
-    ).drop("_loss_8", "_n_8")
+        loss_quarter_streak=rows_before(a._quarters, a._last_profit),
+    ).drop("_loss_8", "_n_8", "_quarters", "_last_profit")
     # national vs local declarations: VAT sales vs CIT revenue on quarters both fully cover
     if ctx.has("vat_returns"):
         v = ctx.window("vat_returns", 15)

@@ -23,7 +23,7 @@ point-in-time aggregates (so they are as blind to the future as the aggregates):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -33,16 +33,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import IndicatorConfig
-from ._base import Benchmark, Family, Indicator, Transform, safe_div
+from ._base import Benchmark, Family, Indicator, Rank, Transform, safe_div
 
 __all__ = [
     "FAMILY",
     "add_benchmarks",
     "add_peer_columns",
     "add_percentiles",
+    "add_ranks",
+    "group_ranks",
     "industry_percentiles",
     "percentile",
     "percentile_inputs",
+    "rank_inputs",
 ]
 
 
@@ -97,6 +100,39 @@ def percentile_inputs(
     )
 
 
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Integer codes of a column's values (null its own code), and how many there are."""
+    values = column.to_numpy() if pa.types.is_date(column.type) else column.to_pandas()
+    codes, levels = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    return codes.astype(np.int64), max(len(levels), 1)
+
+
+def _shares(group: np.ndarray, col: pa.ChunkedArray) -> pa.Array:
+    """Per row, the share of its group's non-null values at or below its value (one sort):
+    :func:`percentile` on values the engine has rounded. Null where the value is null; NaN,
+    which engines order above every number, counts as a value tied with the other NaNs."""
+    n = len(group)
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+    values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(valid)
+    pct = np.full(n, np.nan)
+    if len(rows):
+        g, v = group[rows], values[rows]
+        order = np.lexsort((v, g))
+        g, v = g[order], v[order]
+        same_group = g[1:] == g[:-1]
+        tied = same_group & ((v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1])))
+        # the last position of each run of ties, and the first of each group
+        run_end = np.flatnonzero(np.append(~tied, True))
+        run = np.cumsum(np.insert(~tied, 0, True)) - 1
+        start = np.flatnonzero(np.insert(~same_group, 0, True))
+        grp = np.cumsum(np.insert(~same_group, 0, True)) - 1
+        size = np.diff(np.append(start, len(g)))
+        at_or_below = run_end[run] - start[grp] + 1
+        pct[rows[order]] = at_or_below.astype(np.float64) / size[grp].astype(np.float64)
+    return pa.array(pct, pa.float64(), mask=~valid)
+
+
 def industry_percentiles(
     rounded: pa.Table, cols: list[str], keys: Sequence[str] = ("as_of", "taxpayer_id")
 ) -> pa.Table:
@@ -104,37 +140,68 @@ def industry_percentiles(
     :func:`percentile_inputs`, collected): the same numbers as :func:`add_percentiles`, the
     share of the (as_of, industry) group's non-null values at or below each value, computed
     with one sort per column instead of a window over the long form (the slowest step of
-    the 1M build on DuckDB). Null where the value is null; NaN, which engines order above
-    every number, counts as a value tied with the other NaNs."""
-    n = rounded.num_rows
-    as_of, _ = pd.factorize(rounded.column("as_of").to_numpy(), use_na_sentinel=False)
-    industry, levels = pd.factorize(
-        rounded.column("industry").to_pandas().to_numpy(object), use_na_sentinel=False
-    )
-    group = as_of.astype(np.int64) * max(len(levels), 1) + industry
-    out: dict[str, pa.Array] = {}
-    for c in cols:
-        col = rounded.column(c)
-        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-        values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(valid)
-        pct = np.full(n, np.nan)
-        if len(rows):
-            g, v = group[rows], values[rows]
-            order = np.lexsort((v, g))
-            g, v = g[order], v[order]
-            same_group = g[1:] == g[:-1]
-            tied = same_group & ((v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1])))
-            # the last position of each run of ties, and the first of each group
-            run_end = np.flatnonzero(np.append(~tied, True))
-            run = np.cumsum(np.insert(~tied, 0, True)) - 1
-            start = np.flatnonzero(np.insert(~same_group, 0, True))
-            grp = np.cumsum(np.insert(~same_group, 0, True)) - 1
-            size = np.diff(np.append(start, len(g)))
-            at_or_below = run_end[run] - start[grp] + 1
-            pct[rows[order]] = at_or_below.astype(np.float64) / size[grp].astype(np.float64)
-        out[f"{c}__pct"] = pa.array(pct, pa.float64(), mask=~valid)
+    the 1M build on DuckDB)."""
+    as_of, _ = _codes(rounded.column("as_of"))
+    industry, levels = _codes(rounded.column("industry"))
+    group = as_of * levels + industry
+    out = {f"{c}__pct": _shares(group, rounded.column(c)) for c in cols}
     return pa.table({**{k: rounded.column(k) for k in keys}, **out})
+
+
+def _rank_groups(base: ir.Table, ranks: Sequence[Rank]) -> tuple[dict[str, ir.Value], list[str]]:
+    """The distinct group expressions of ``ranks`` as ``_g<i>`` columns, and each rank's."""
+    groups: dict[str, ir.Value] = {}
+    names: list[str] = []
+    for r in ranks:
+        g = r.group(base)
+        name = next((k for k, v in groups.items() if v.equals(g)), f"_g{len(groups)}")
+        groups.setdefault(name, g)
+        names.append(name)
+    return groups, names
+
+
+def add_ranks(base: ir.Table, ranks: Sequence[Rank]) -> ir.Table:
+    """``base`` with each :class:`Rank`'s percentile (and group size) as window functions:
+    the definition, what engines other than DuckDB run."""
+    cols: dict[str, ir.Value] = {}
+    for r in ranks:
+        grp = [base.as_of, r.group(base)]
+        cols[r.out] = percentile(base[r.column].cast("float64"), grp)
+        if r.count is not None:
+            cols[r.count] = base.taxpayer_id.count().over(group_by=grp)
+    return base.mutate(**cols)
+
+
+def rank_inputs(
+    base: ir.Table, ranks: Sequence[Rank], keys: Sequence[str]
+) -> tuple[ir.Table, list[str]]:
+    """What :func:`group_ranks` ranks: ``keys``, ``as_of``, the distinct groups (``_g<i>``)
+    and each rank's column rounded by the engine as :func:`percentile` rounds it (``_v<i>``:
+    ties are the engine's ties); and the group column of each rank."""
+    groups, names = _rank_groups(base, ranks)
+    table = base.select(
+        *dict.fromkeys([*keys, "as_of"]),
+        **groups,
+        **{f"_v{i}": base[r.column].cast("float64").round(6) for i, r in enumerate(ranks)},
+    )
+    return table, names
+
+
+def group_ranks(
+    inputs: pa.Table, ranks: Sequence[Rank], keys: Sequence[str], group_of: Sequence[str]
+) -> pa.Table:
+    """``keys`` and each rank's ``out`` (and ``count``) from :func:`rank_inputs`, collected:
+    the numbers of :func:`add_ranks`, one sort per rank."""
+    as_of, _ = _codes(inputs.column("as_of"))
+    codes = {g: _codes(inputs.column(g)) for g in dict.fromkeys(group_of)}
+    out: dict[str, pa.Array] = {}
+    for i, r in enumerate(ranks):
+        code, levels = codes[group_of[i]]
+        group = as_of * levels + code
+        out[r.out] = _shares(group, inputs.column(f"_v{i}"))
+        if r.count is not None:
+            out[r.count] = pa.array(np.bincount(group)[group].astype(np.int64))
+    return pa.table({**{k: inputs.column(k) for k in keys}, **out})
 
 
 def add_benchmarks(
@@ -158,65 +225,63 @@ def add_benchmarks(
     return j.drop("as_of_right", "industry_right", "taxpayer_type_right")
 
 
-def _peer_percentiles(base: ir.Table, outputs: dict[str, str], min_group: int) -> ir.Table:
-    """Percentiles of columns within industry x taxpayer type x size band x county, else
-    without the county, else industry x taxpayer type (the finest group with at least
-    ``min_group`` taxpayers), computed in long form: one window over every (level, column)."""
-    sep = ibis.literal("|")
-    kind = base.industry + sep + base.taxpayer_type
-    groups = {
-        "fine": kind + sep + base.size_band.cast("string") + sep + base.county_id,
-        "mid": kind + sep + base.size_band.cast("string"),
-        "coarse": kind,
-    }
-    parts = [
-        base.select(
-            "as_of",
-            "taxpayer_id",
-            _level=ibis.literal(level),
-            _col=ibis.literal(col),
-            _g=g,
-            _v=base[col].cast("float64"),
-        )
-        for level, g in groups.items()
-        for col in outputs.values()
-    ]
-    long = ibis.union(*parts)
-    grp = [long.as_of, long._level, long._col, long._g]
-    long = long.mutate(_n=long.taxpayer_id.count().over(group_by=grp), _p=percentile(long._v, grp))
-    wide = long.group_by(["as_of", "taxpayer_id"]).aggregate(
-        **{
-            f"_{stat}_{level}_{col}": long[f"_{stat}"].max(
-                where=(long._level == level) & (long._col == col)
-            )
-            for stat in ("p", "n")
-            for level in groups
-            for col in outputs.values()
-        }
-    )
-    j = base.select("as_of", "taxpayer_id").left_join(wide, ["as_of", "taxpayer_id"])
-    out = {}
-    for name, col in outputs.items():
-        out[name] = ibis.ifelse(
-            j[f"_n_fine_{col}"] >= min_group,
-            j[f"_p_fine_{col}"],
-            ibis.ifelse(j[f"_n_mid_{col}"] >= min_group, j[f"_p_mid_{col}"], j[f"_p_coarse_{col}"]),
-        )
-    return j.select("as_of", "taxpayer_id", **out)
+_SEP = "|"
+#: peer groups, finest first: industry x taxpayer type x size band x county, without the
+#: county, industry x taxpayer type
+_LEVELS: dict[str, tuple[str, ...]] = {
+    "fine": ("industry", "taxpayer_type", "size_band", "county_id"),
+    "mid": ("industry", "taxpayer_type", "size_band"),
+    "coarse": ("industry", "taxpayer_type"),
+}
+#: the peer percentiles: output column -> the column ranked
+_PEER_PCT = {"peer_burden_pct": "vat_burden", "peer_sales_pct": "sales_month_avg"}
+
+
+def _peer_group(level: str) -> Callable[[ir.Table], ir.Value]:
+    def group(base: ir.Table) -> ir.Value:
+        parts = [base[c].cast("string") if c == "size_band" else base[c] for c in _LEVELS[level]]
+        key = parts[0]
+        for part in parts[1:]:
+            key = key + ibis.literal(_SEP) + part
+        return key
+
+    return group
+
+
+def _peer_ranks() -> tuple[Rank, ...]:
+    ranks = []
+    for level in _LEVELS:
+        for i, col in enumerate(_PEER_PCT.values()):
+            count = f"_n_{level}" if i == 0 else None
+            ranks.append(Rank(f"_p_{level}_{col}", col, _peer_group(level), count))
+    return tuple(ranks)
+
+
+def add_size_band(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
+    """``size_band``: the decade (``peers.size_band_log10_width`` of log10) of monthly sales."""
+    if "sales_month_avg" not in base.columns:
+        return base
+    width = cfg.peers.size_band_log10_width
+    band = ((base.sales_month_avg.fill_null(0.0) + 1.0).log10() / width).floor().cast("int64")
+    return base.mutate(size_band=band)
 
 
 def add_peer_columns(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
-    """Size band, peer-group percentiles and the fixed-quota peer ratio."""
+    """Peer-group percentiles (the finest group with at least ``peers.min_group`` taxpayers,
+    from the ranks of every level) and the fixed-quota peer ratio."""
     min_group = cfg.peers.min_group
-    width = cfg.peers.size_band_log10_width
     if "sales_month_avg" not in base.columns:
         return base
-    band = ((base.sales_month_avg.fill_null(0.0) + 1.0).log10() / width).floor().cast("int64")
-    base = base.mutate(size_band=band)
-    pct = _peer_percentiles(
-        base, {"peer_burden_pct": "vat_burden", "peer_sales_pct": "sales_month_avg"}, min_group
-    )
-    base = base.left_join(pct, ["as_of", "taxpayer_id"]).drop("as_of_right", "taxpayer_id_right")
+    levels = {
+        name: ibis.ifelse(
+            base._n_fine >= min_group,
+            base[f"_p_fine_{col}"],
+            ibis.ifelse(base._n_mid >= min_group, base[f"_p_mid_{col}"], base[f"_p_coarse_{col}"]),
+        )
+        for name, col in _PEER_PCT.items()
+    }
+    ranked = [r.out for r in _peer_ranks()] + [f"_n_{level}" for level in _LEVELS]
+    base = base.mutate(**levels).drop(*ranked)
     # fixed-quota taxpayers vs self-assessed peers (industry x county, else industry)
     sa = base.filter(base.collection_method == "self_assessed")
     by_county = sa.group_by(["as_of", "industry", "county_id"]).aggregate(
@@ -327,6 +392,9 @@ INDICATORS = [
 FAMILY = Family(
     name="peers",
     order=60,
-    transforms=(Transform("peer_columns", add_peer_columns),),
+    transforms=(
+        Transform("size_band", add_size_band, ranks=_peer_ranks()),
+        Transform("peer_columns", add_peer_columns),
+    ),
     indicators=tuple(INDICATORS),
 )

@@ -1,6 +1,7 @@
-"""The numpy industry percentiles (used on DuckDB) equal the engine's window version
-(:func:`add_percentiles`, what Spark runs) on data with ties, nulls, NaN, a null industry,
-near-ties that only the 6-decimal rounding merges, and several as-of dates."""
+"""The numpy industry percentiles and group ranks (used on DuckDB) equal the engine's window
+versions (:func:`add_percentiles`, :func:`add_ranks`: what Spark runs) on data with ties,
+nulls, NaN, a null industry or group, near-ties that only the 6-decimal rounding merges, and
+several as-of dates."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import datetime as dt
 import ibis
 import numpy as np
 import pandas as pd
+from taxrisk.features.indicators._base import Rank
 from taxrisk.features.indicators.peers import (
     add_percentiles,
+    add_ranks,
+    group_ranks,
     industry_percentiles,
     percentile_inputs,
+    rank_inputs,
 )
 
 
@@ -73,3 +78,37 @@ def test_engine_nan_ranks_above_every_number() -> None:
     want = _sorted(add_percentiles(t, ["v"]).to_pandas())
     got = _sorted(industry_percentiles(percentile_inputs(t, ["v"]).to_pyarrow(), ["v"]).to_pandas())
     np.testing.assert_array_equal(got["v__pct"].to_numpy(float), want["v__pct"].to_numpy(float))
+
+
+def test_numpy_group_ranks_equal_the_engine() -> None:
+    """Ranks within (as_of, a group expression), the peer groups' mechanism: groups built
+    from several columns, one of them null (a null group is one group, as in the engine),
+    two ranks sharing a group, and the group sizes."""
+    con = ibis.duckdb.connect()
+
+    def by_industry(b: ibis.Table) -> ibis.Value:
+        return b.industry
+
+    def by_industry_band(b: ibis.Table) -> ibis.Value:
+        return b.industry + "|" + (b.c > 0).cast("string")
+
+    ranks = [
+        Rank("_pa", "a", by_industry, count="_na"),
+        Rank("_pb", "b", by_industry),
+        Rank("_pc", "c", by_industry_band, count="_nc"),
+        Rank("_pa2", "a", by_industry_band),
+    ]
+    for seed in (4, 5):
+        t = con.create_table(f"r{seed}", _frame(seed))
+        want = _sorted(add_ranks(t, ranks).to_pandas())
+        inputs, group_of = rank_inputs(t, ranks, ["taxpayer_id"])
+        assert len(set(group_of)) == 2  # the shared group is computed once
+        got = _sorted(
+            group_ranks(inputs.to_pyarrow(), ranks, ["taxpayer_id", "as_of"], group_of).to_pandas()
+        )
+        assert got["taxpayer_id"].tolist() == want["taxpayer_id"].tolist()
+        for c in ("_pa", "_pb", "_pc", "_pa2", "_na", "_nc"):
+            w, g = want[c].to_numpy(float), got[c].to_numpy(float)
+            assert (np.isnan(w) == np.isnan(g)).all(), c
+            np.testing.assert_array_equal(g, w, err_msg=c)
+        assert want["_nc"].min() >= 1 and want["_na"].max() > want["_nc"].min()

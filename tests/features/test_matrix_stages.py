@@ -1,0 +1,93 @@
+"""The pipeline's stages on DuckDB run only the columns they compute: a column a stage keeps
+unchanged is read from the previous stage's Arrow table by row id (``_gathered``), not copied
+through the engine again. These tests pin down when a column counts as unchanged, and that
+the matrix is the same whatever a stage does to the rows or to a column in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+import pytest
+from factory import world_frames
+from taxrisk.features.catalog import default_catalog
+from taxrisk.features.indicators._base import Family, Transform
+from taxrisk.features.matrix import _ROW, _gathered, build_matrix
+from taxrisk.features.tables import Tables
+
+AS_OF = dt.date(2024, 3, 20)
+
+
+@pytest.fixture(scope="module")
+def tables() -> Tables:
+    return Tables.from_frames(world_frames(60, 30, seed=5))
+
+
+@pytest.fixture(scope="module")
+def default(tables: Tables) -> pd.DataFrame:
+    return build_matrix(tables, AS_OF)
+
+
+def _with(fn: object) -> object:
+    """The default catalog with one transform, run before the peers stage."""
+    family = Family(name="test_stage", order=65, transforms=(Transform("test", fn),))  # type: ignore[arg-type]
+    return default_catalog().with_family(family)
+
+
+def test_a_column_changed_in_place_is_computed_again(tables: Tables, default: pd.DataFrame) -> None:
+    """A stage that rewrites an existing column (same name) must not get the previous
+    stage's copy of it."""
+    catalog = _with(lambda b, c: b.mutate(sales_12=b.sales_12 * 2.0 + 1.0))
+    m = build_matrix(tables, AS_OF, catalog=catalog)  # type: ignore[arg-type]
+    known = default["sales_12"].notna()
+    assert known.sum() > 30
+    pd.testing.assert_series_equal(m.loc[known, "sales_12"], default.loc[known, "sales_12"] * 2 + 1)
+    # the columns it did not touch are those of the default build
+    pd.testing.assert_series_equal(m["vat_burden"], default["vat_burden"])
+
+
+def test_a_stage_that_reorders_rows_gives_the_same_matrix(
+    tables: Tables, default: pd.DataFrame
+) -> None:
+    """Rows coming back in another order (a sort here; a parallel join does it by itself)
+    are put back in the previous stage's order before its columns are reused."""
+    catalog = _with(lambda b, c: b.order_by(ibis.desc("taxpayer_id")))
+    m = build_matrix(tables, AS_OF, catalog=catalog)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(m, default)
+
+
+def test_a_stage_that_drops_rows_reads_the_others_by_row_id(
+    tables: Tables, default: pd.DataFrame
+) -> None:
+    """Other rows than the previous stage's: the kept columns are taken at each row's id."""
+    gone = sorted(default.index)[::3]
+    catalog = _with(lambda b, c: b.filter(~b.taxpayer_id.isin(gone)))
+    m = build_matrix(tables, AS_OF, catalog=catalog)  # type: ignore[arg-type]
+    # the dropped taxpayers leave the matrix, with their context columns
+    assert set(m.index) == set(default.index) - set(gone)
+    # columns computed before the transform are the default build's on the rows left
+    for c in ("sales_12", "vat_burden", "inv_out_amount_12", "age_months"):
+        pd.testing.assert_series_equal(m[c], default.loc[m.index, c])
+
+
+def test_which_columns_are_read_by_row_id() -> None:
+    stage = ibis.table({_ROW: "int64", "k": "string", "x": "float64", "y": "float64"}, "s")
+    other = ibis.table({"k": "string", "z": "float64"}, "o")
+    t = stage.mutate(x=stage.x + 1, w=stage.y).rename(y2="y")
+    # x is rewritten, w and y2 are y unchanged under another name
+    assert _gathered(t, stage) == {"k": "k", "w": "y", "y2": "y"}
+    j = stage.left_join(other, "k").drop("k_right")
+    # a joined column is the other table's, not the stage's
+    assert _gathered(j, stage) == {"k": "k", "x": "x", "y": "y"}
+    # a union: read by row id where the other branch is null for the row id and the column
+    new = other.select(
+        ibis.null("int64").name(_ROW),
+        "k",
+        x=ibis.null("float64"),
+        y=other.z,
+    )
+    u = stage.select(_ROW, "k", "x", "y").union(new)
+    assert _gathered(u, stage) == {"x": "x"}
+    # without the row id, nothing can be read by it
+    assert _gathered(stage.drop(_ROW), stage) == {}
