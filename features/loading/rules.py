@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ..schema import TableSchema
+from ..schema import ForeignKey, TableSchema
 from ..tables import parse_column
 from .reading import duckdb_message, ident
 
@@ -233,36 +236,34 @@ def set_checks(
     dup_key = tuple(c for c in (*key, schema.known_on.column if schema.versioned else None) if c)
     dup_idx = len(checks)
     checks.append(Check("duplicate_key", "+".join(dup_key), row_level=False))
-    # One pass over the whole table: hashes of keys carried by more than one passing row. Both
-    # duplicates and versions are among them; the exact work runs on those rows only.
-    key_list = ", ".join(ident(k) for k in key)
-    cand = ident(f"_cand_{stage}")
-    con.raw_sql(
-        f"CREATE OR REPLACE TEMP TABLE {cand} AS {_candidates(st, key_list, '_check IS NULL')}"
-    )
-    multi = execute_count(con, f"SELECT count(*) FROM {cand}") > 0
-    if multi:
-        _mark_duplicates(con, st, dup_key, dup_idx, f"hash({key_list}) IN (SELECT h FROM {cand})")
     fks = sorted(
         (fk for fk in schema.foreign_keys if fk.ref_table in loaded | {schema.name}),
         key=lambda fk: fk.ref_table == schema.name,
     )
+    # One read-only pass over the passing rows (rules 1-6) gives what decides whether the set
+    # rules can fire at all: each row's 64-bit key hash, and whether any reference to another
+    # table misses its parent. Keys carried by more than one row are found by sorting the
+    # hashes (both duplicates and versions are among them); the exact updates below run only
+    # when there is something to mark, on those rows only.
+    key_list = ", ".join(ident(k) for k in key)
+    repeated, unresolved = key_scan(
+        con, st, key_list, [fk for fk in fks if fk.ref_table != schema.name]
+    )
+    cand = ident(f"_cand_{stage}")
+    multi = repeated.size > 0
+    if multi:
+        con.con.register("_cand_hashes", pa.table({"h": repeated}))
+        try:
+            con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {cand} AS SELECT h FROM _cand_hashes")
+        finally:
+            con.con.unregister("_cand_hashes")
+        _mark_duplicates(con, st, dup_key, dup_idx, f"hash({key_list}) IN (SELECT h FROM {cand})")
     for fk in fks:
         idx = len(checks)
         checks.append(Check("foreign_key", "+".join(fk.columns), row_level=False))
-        parent = ident(f"_stage_{fk.ref_table}")
-        match = " AND ".join(
-            f"p.{ident(rc)} = {st}.{ident(c)}"
-            for c, rc in zip(fk.columns, fk.ref_columns, strict=True)
-        )
-        present = " AND ".join(f"{st}.{ident(c)} IS NOT NULL" for c in fk.columns)
-        # another table's stage holds its clean rows only; our own still has every row
-        if fk.ref_table == schema.name:
-            match = f"p._check IS NULL AND {match}"
-        sql = (
-            f"UPDATE {st} SET _check = {idx} WHERE _check IS NULL AND {present} AND NOT EXISTS "
-            f"(SELECT 1 FROM {parent} p WHERE {match})"
-        )
+        if fk.ref_table != schema.name and fk not in unresolved:
+            continue  # every reference resolves: the update would mark no row
+        sql = _fk_update(st, fk, idx, own=fk.ref_table == schema.name)
         # a self reference cascades: repeat until no row changes
         while execute_count(con, sql) and fk.ref_table == schema.name:
             pass
@@ -271,10 +272,62 @@ def set_checks(
     con.raw_sql(f"DROP TABLE IF EXISTS {cand}")
 
 
-def _candidates(st: str, key_list: str, where: str) -> str:
-    """Hashes of keys carried by more than one row (a cheap first pass on one 64-bit hash of
-    the key; the exact pass runs only on these)."""
-    return f"SELECT hash({key_list}) AS h FROM {st} WHERE {where} GROUP BY h HAVING count(*) > 1"
+def _fk_match(st: str, fk: ForeignKey) -> str:
+    return " AND ".join(
+        f"p.{ident(rc)} = {st}.{ident(c)}" for c, rc in zip(fk.columns, fk.ref_columns, strict=True)
+    )
+
+
+def _fk_present(st: str, fk: ForeignKey) -> str:
+    return " AND ".join(f"{st}.{ident(c)} IS NOT NULL" for c in fk.columns)
+
+
+def _fk_update(st: str, fk: ForeignKey, idx: int, own: bool) -> str:
+    """Mark the passing rows whose reference ``fk`` does not resolve. Another table's stage
+    holds its clean rows only; our own (``own``: a self reference) still has every row."""
+    match = _fk_match(st, fk)
+    if own:
+        match = f"p._check IS NULL AND {match}"
+    parent = ident(f"_stage_{fk.ref_table}")
+    return (
+        f"UPDATE {st} SET _check = {idx} WHERE _check IS NULL AND {_fk_present(st, fk)} AND "
+        f"NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+    )
+
+
+def key_scan(
+    con: ibis.BaseBackend, st: str, key_list: str, fks: list[ForeignKey]
+) -> tuple[np.ndarray, set[ForeignKey]]:
+    """One pass over the rows of stage ``st`` passing rules 1-6: the key hashes carried by
+    more than one of them (sorted, distinct), and the foreign keys ``fks`` (to other tables,
+    whose stages hold clean rows only) that some of them break.
+
+    The hashes are sorted rather than grouped: at 90M invoice rows, a sort of one 64-bit
+    column is several times cheaper than a hash aggregate with as many groups. A hash shared
+    by different keys only makes the exact pass look at a few more rows."""
+    n = execute_count(con, f"SELECT count(*) FROM {st} WHERE _check IS NULL")
+    hashes = np.empty(n, dtype=np.uint64)
+    unresolved: set[ForeignKey] = set()
+    got = 0
+    # a reference that misses its parent rides along as one flag column per foreign key
+    flags = "".join(
+        f", ({_fk_present(st, fk)} AND NOT EXISTS (SELECT 1 FROM "
+        f"{ident('_stage_' + fk.ref_table)} p WHERE {_fk_match(st, fk)})) AS {ident(f'_fk{i}')}"
+        for i, fk in enumerate(fks)
+    )
+    sql = f"SELECT hash({key_list}) AS h{flags} FROM {st} WHERE _check IS NULL"
+    reader = con.raw_sql(sql).to_arrow_reader(1 << 20)
+    for batch in reader:
+        m = batch.num_rows
+        hashes[got : got + m] = batch.column(0).to_numpy(zero_copy_only=False)
+        got += m
+        for i, fk in enumerate(fks):
+            if fk not in unresolved and pc.any(batch.column(i + 1)).as_py():
+                unresolved.add(fk)
+    assert got == n, (got, n)
+    hashes.sort()
+    same = hashes[1:] == hashes[:-1]
+    return np.unique(hashes[1:][same]), unresolved
 
 
 def _mark_duplicates(
