@@ -295,6 +295,10 @@ def _fk_update(st: str, fk: ForeignKey, idx: int, own: bool) -> str:
     )
 
 
+#: Rows per batch handed from the key scan to numpy (a module setting so tests can force many).
+_BATCH_ROWS = 1 << 20
+
+
 def key_scan(
     con: ibis.BaseBackend, st: str, key_list: str, fks: list[ForeignKey]
 ) -> tuple[np.ndarray, set[ForeignKey]]:
@@ -316,7 +320,7 @@ def key_scan(
         for i, fk in enumerate(fks)
     )
     sql = f"SELECT hash({key_list}) AS h{flags} FROM {st} WHERE _check IS NULL"
-    reader = con.raw_sql(sql).to_arrow_reader(1 << 20)
+    reader = con.raw_sql(sql).to_arrow_reader(_BATCH_ROWS)
     for batch in reader:
         m = batch.num_rows
         hashes[got : got + m] = batch.column(0).to_numpy(zero_copy_only=False)
