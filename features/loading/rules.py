@@ -8,6 +8,7 @@ updates on the staged table, with quoted identifiers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -15,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import ForeignKey, TableSchema
-from ..tables import parse_column
+from ..schema import SCHEMAS, ForeignKey, TableSchema
+from ..tables import known_on_expr, parse_column, sql_str
 from .reading import duckdb_message, ident
 
 __all__ = ["RULES", "RULES_VERSION", "Check", "StageError", "set_checks", "stage_table"]
@@ -36,6 +37,11 @@ RULES: tuple[str, ...] = (
 #: Bumped whenever a rule's meaning changes: a validated snapshot made under another version
 #: is not reused. 2: versions of amended rows (``TableSchema.versioned``).
 RULES_VERSION = 2
+
+#: Tables another table's foreign keys point at: their staged rows stay until the end.
+PARENTS = frozenset(
+    fk.ref_table for s in SCHEMAS.values() for fk in s.foreign_keys if fk.ref_table != s.name
+)
 
 _FORMAT_RULE = {
     "float": "type",
@@ -166,13 +172,11 @@ def _passes(t: ir.Table, schema: TableSchema) -> ir.BooleanValue:
     return ok
 
 
-def stage_table(
-    con: ibis.BaseBackend, name: str, raw: ir.Table, schema: TableSchema
-) -> tuple[str, list[Check]]:
-    """Materialise ``_stage_<name>``: typed columns, ``_check`` (index of the first broken
-    rule, null when the row passes) and ``_value`` (original text of the offending column,
-    computed for failing rows only), and for a versioned table ``_superseded`` (null here; see
-    :func:`set_checks`). Row order = file order, so ``rowid`` is the 0-based source row."""
+def _checked(
+    raw: ir.Table, schema: TableSchema
+) -> tuple[ir.Table, list[tuple[Check, ir.BooleanValue]], ir.IntegerValue]:
+    """The typed columns, the ordered row checks, and the index of the first broken one
+    (null when the row passes: the cheap :func:`_passes` test first)."""
     typed = _typed(raw, schema)
     checks = _row_checks(typed, schema)
     code = ibis.ifelse(
@@ -180,6 +184,73 @@ def stage_table(
         ibis.null("int16"),
         ibis.cases(*[(cond, i) for i, (_, cond) in enumerate(checks)], else_=None).cast("int16"),
     )
+    return typed, checks, code
+
+
+def clean_select(
+    t: ir.Table, schema: TableSchema, superseded: ir.Value | None, **extra: ir.Value
+) -> ir.Table:
+    """The clean table's columns from typed ones: the contract columns, ``known_on`` and,
+    for a versioned table, ``superseded_on`` (the snapshot's layout, whichever path wrote it)."""
+    # DuckDB types date + interval as TIMESTAMP while Ibis says date: cast for real
+    versions = {"superseded_on": superseded} if schema.versioned else {}
+    return t.select(
+        *schema.column_names,
+        known_on=known_on_expr(t, schema).cast("timestamp").cast("date"),
+        **versions,
+        **extra,
+    )
+
+
+#: The error a row breaking a row rule raises in :func:`write_if_clean`'s write.
+_GUARD = "taxrisk: a row breaks a row rule"
+
+
+def write_if_clean(
+    con: ibis.BaseBackend, raw: ir.Table, schema: TableSchema, loaded: set[str], out: Path
+) -> int | None:
+    """Validate a table without staging it, when every row passes every rule: the clean
+    table is written straight from the file to ``out`` (Parquet) by a query that raises at the
+    first row breaking a row rule (rules 1-6), then the written key and reference columns
+    are read back for the set rules (:func:`key_scan`). Returns the number of rows, or
+    ``None`` (``out`` removed) when a row breaks a rule, a key is carried twice (a duplicate
+    or a version), the table is empty, or the file does not read: the caller then stages
+    the table (:func:`stage_table`, :func:`set_checks`), which decides every row as the rules
+    say and reports what makes a file unreadable.
+
+    Only for a table no other table refers to and without self references (no later
+    foreign key needs its stage)."""
+    assert all(fk.ref_table != schema.name for fk in schema.foreign_keys)
+    typed, _, code = _checked(raw, schema)
+    clean = clean_select(typed, schema, ibis.null("date"), _check=code)
+    first = ident(schema.column_names[0])
+    sql = (
+        f"SELECT * EXCLUDE (_check) REPLACE (CASE WHEN _check IS NULL THEN {first} "
+        f"ELSE error({sql_str(_GUARD)}) END AS {first}) FROM ({con.compile(clean)})"
+    )
+    try:
+        con.raw_sql(f"COPY ({sql}) TO {sql_str(out)} (FORMAT parquet)")
+    except Exception:  # a broken row rule (the guard) or an unreadable file: stage it
+        out.unlink(missing_ok=True)
+        return None
+    q = ident("_q")
+    fks = [fk for fk in schema.foreign_keys if fk.ref_table in loaded]
+    key_list = ", ".join(f"{q}.{ident(k)}" for k in schema.key)
+    n, repeated, unresolved = key_scan(con, f"read_parquet({sql_str(out)}) {q}", q, key_list, fks)
+    if n == 0 or repeated.size or unresolved:
+        out.unlink()
+        return None
+    return n
+
+
+def stage_table(
+    con: ibis.BaseBackend, name: str, raw: ir.Table, schema: TableSchema
+) -> tuple[str, list[Check]]:
+    """Materialise ``_stage_<name>``: typed columns, ``_check`` (index of the first broken
+    rule, null when the row passes) and ``_value`` (original text of the offending column,
+    computed for failing rows only), and for a versioned table ``_superseded`` (null here; see
+    :func:`set_checks`). Row order = file order, so ``rowid`` is the 0-based source row."""
+    typed, checks, code = _checked(raw, schema)
     checked = typed.select(
         *schema.column_names,
         *(f"_r_{c}" for c in schema.column_names),
@@ -246,9 +317,8 @@ def set_checks(
     # hashes (both duplicates and versions are among them); the exact updates below run only
     # when there is something to mark, on those rows only.
     key_list = ", ".join(ident(k) for k in key)
-    repeated, unresolved = key_scan(
-        con, st, key_list, [fk for fk in fks if fk.ref_table != schema.name]
-    )
+    others = [fk for fk in fks if fk.ref_table != schema.name]
+    _, repeated, unresolved = key_scan(con, st, st, key_list, others, where="_check IS NULL")
     cand = ident(f"_cand_{stage}")
     multi = repeated.size > 0
     if multi:
@@ -300,26 +370,33 @@ _BATCH_ROWS = 1 << 20
 
 
 def key_scan(
-    con: ibis.BaseBackend, st: str, key_list: str, fks: list[ForeignKey]
-) -> tuple[np.ndarray, set[ForeignKey]]:
-    """One pass over the rows of stage ``st`` passing rules 1-6: the key hashes carried by
-    more than one of them (sorted, distinct), and the foreign keys ``fks`` (to other tables,
-    whose stages hold clean rows only) that some of them break.
+    con: ibis.BaseBackend,
+    rel: str,
+    qual: str,
+    key_list: str,
+    fks: list[ForeignKey],
+    where: str | None = None,
+) -> tuple[int, np.ndarray, set[ForeignKey]]:
+    """One read-only pass over the rows of ``rel`` (a FROM item whose columns ``qual``
+    qualifies) selected by ``where``: their number, the key hashes carried by more than one
+    of them (sorted, distinct), and the foreign keys ``fks`` (to other tables, whose stages
+    hold clean rows only) that some of them break.
 
     The hashes are sorted rather than grouped: at 90M invoice rows, a sort of one 64-bit
     column is several times cheaper than a hash aggregate with as many groups. A hash shared
     by different keys only makes the exact pass look at a few more rows."""
-    n = execute_count(con, f"SELECT count(*) FROM {st} WHERE _check IS NULL")
+    cond = f" WHERE {where}" if where else ""
+    n = execute_count(con, f"SELECT count(*) FROM {rel}{cond}")
     hashes = np.empty(n, dtype=np.uint64)
     unresolved: set[ForeignKey] = set()
     got = 0
     # a reference that misses its parent rides along as one flag column per foreign key
     flags = "".join(
-        f", ({_fk_present(st, fk)} AND NOT EXISTS (SELECT 1 FROM "
-        f"{ident('_stage_' + fk.ref_table)} p WHERE {_fk_match(st, fk)})) AS {ident(f'_fk{i}')}"
+        f", ({_fk_present(qual, fk)} AND NOT EXISTS (SELECT 1 FROM "
+        f"{ident('_stage_' + fk.ref_table)} p WHERE {_fk_match(qual, fk)})) AS {ident(f'_fk{i}')}"
         for i, fk in enumerate(fks)
     )
-    sql = f"SELECT hash({key_list}) AS h{flags} FROM {st} WHERE _check IS NULL"
+    sql = f"SELECT hash({key_list}) AS h{flags} FROM {rel}{cond}"
     reader = con.raw_sql(sql).to_arrow_reader(_BATCH_ROWS)
     for batch in reader:
         m = batch.num_rows
@@ -331,7 +408,7 @@ def key_scan(
     assert got == n, (got, n)
     hashes.sort()
     same = hashes[1:] == hashes[:-1]
-    return np.unique(hashes[1:][same]), unresolved
+    return n, np.unique(hashes[1:][same]), unresolved
 
 
 def _mark_duplicates(

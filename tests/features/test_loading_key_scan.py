@@ -1,13 +1,16 @@
-"""The one-pass key scan (``rules.key_scan``) quarantines exactly what the rule-by-rule set
-rules did: on a dirty copy of a small world (duplicates, same-day and later amendments,
-references to unknown taxpayers and units, cascading self references), the counts, the
-quarantine files and the clean tables equal those of a reference that finds repeated keys
-with a hash aggregate and runs every foreign-key update unconditionally (the code before).
+"""The one-pass key scan (``rules.key_scan``) and the direct write of clean tables
+(``rules.write_if_clean``) quarantine exactly what the rule-by-rule set rules did. On a
+dirty copy of a small world (duplicates, same-day and later amendments, references to
+unknown taxpayers and units, cascading self references), the counts, the quarantine files
+and the clean tables equal those of a reference that finds repeated keys with a hash
+aggregate and runs every foreign-key update unconditionally (the code before); and the
+validated snapshot written straight from the files equals the one written from the stages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import ibis
@@ -16,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from taxrisk.features.loading import LoadResult, load_folder, load_validated, rules
 from taxrisk.features.loading import folder as folder_mod
-from taxrisk.features.loading import load_folder, rules
 from taxrisk.features.loading.reading import ident
-from taxrisk.features.schema import TableSchema
+from taxrisk.features.schema import SCHEMAS, TableSchema
 
 WORLD = Path(__file__).parent / "data" / "identity_world"
 
@@ -174,7 +177,9 @@ def test_repeated_hashes_are_exactly_the_keys_carried_twice() -> None:
     old = rules._BATCH_ROWS
     try:
         rules._BATCH_ROWS = 333
-        repeated, unresolved = rules.key_scan(con, '"_stage_t"', '"k"', [])
+        n, repeated, unresolved = rules.key_scan(
+            con, '"_stage_t"', '"_stage_t"', '"k"', [], where="_check IS NULL"
+        )
     finally:
         rules._BATCH_ROWS = old
     want = sorted(
@@ -184,5 +189,99 @@ def test_repeated_hashes_are_exactly_the_keys_carried_twice() -> None:
         ).fetchall()
     )
     assert len(want) > 100
+    assert n == int((check < 0).sum())
     assert repeated.tolist() == want
     assert unresolved == set()
+
+
+def _one_fault_each(root: Path) -> Path:
+    """The identity world with one fault per table kind the direct write must give up on:
+    a row rule (a negative VAT sales figure), a duplicated invoice, an electricity reading of
+    an unknown taxpayer; every other table clean."""
+    root.mkdir(parents=True)
+    for f in sorted(WORLD.glob("*.parquet")):
+        t = pq.read_table(f)
+        if f.stem == "vat_returns":
+            i = t.schema.get_field_index("sales")
+            sales = t["sales"].to_pylist()
+            sales[len(sales) // 2] = -1.0
+            t = t.set_column(i, "sales", pa.array(sales, t.schema.field(i).type))
+        if f.stem == "invoices":
+            t = pa.concat_tables([t, t.slice(t.num_rows - 1, 1)])
+        if f.stem == "electricity":
+            i = t.schema.get_field_index("taxpayer_id")
+            ids = t["taxpayer_id"].to_pylist()
+            ids[-1] = "GHOST"
+            t = t.set_column(i, "taxpayer_id", pa.array(ids, t.schema.field(i).type))
+        pq.write_table(t, root / f.name)
+    return root
+
+
+def _snapshot_tables(result: LoadResult) -> dict[str, pa.Table]:
+    assert result.snapshot is not None
+    out = {}
+    for f in sorted(result.snapshot.path.glob("*.parquet")):
+        t = pq.read_table(f)
+        out[f.stem] = t.sort_by([(c, "ascending") for c in t.column_names])
+    return out
+
+
+@pytest.mark.parametrize("world", ["clean", "one_fault_each", "dirty"])
+def test_direct_write_equals_the_staged_path(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    world: str,
+) -> None:
+    """``load_validated`` writes a table with no broken rule straight from its file (no
+    stage); the snapshot, the counts and the quarantine files equal those of the staged
+    path for every table, and a table with one broken rule of any kind is staged."""
+    make = {"clean": lambda p: WORLD, "one_fault_each": _one_fault_each, "dirty": _dirty_world}
+    folder = make[world](tmp_path / "world")
+    as_of = dt.date(2025, 6, 30)
+    with caplog.at_level(logging.INFO, logger="taxrisk.features.loading"):
+        got = load_validated(
+            folder, snapshots=tmp_path / "s_new", as_of=as_of, quarantine_dir=tmp_path / "q_new"
+        )
+    direct = {
+        r.getMessage().split(":")[0] for r in caplog.records if "(no stage)" in r.getMessage()
+    }
+    with monkeypatch.context() as m:
+        m.setattr(folder_mod, "_streamable", lambda schema: False)
+        ref = load_validated(
+            folder, snapshots=tmp_path / "s_ref", as_of=as_of, quarantine_dir=tmp_path / "q_ref"
+        )
+    streamable = {n for n in ref.counts if folder_mod._streamable(SCHEMAS[n])}
+    if world == "clean":
+        assert direct == streamable  # every table no other refers to went the direct way
+    elif world == "one_fault_each":
+        assert direct == streamable - {"vat_returns", "invoices", "electricity"}
+        assert got.counts["vat_returns"].quarantined == {"negative_value": 1}
+        assert got.counts["invoices"].quarantined == {"duplicate_key": 2}
+        assert got.counts["electricity"].quarantined == {"foreign_key": 1}
+    else:
+        assert not direct & {"vat_returns", "invoices", "electricity", "audits"}
+    assert _snapshot_tables(got).keys() == _snapshot_tables(ref).keys()
+    for name, t in _snapshot_tables(ref).items():
+        g = _snapshot_tables(got)[name]
+        assert g.schema == t.schema, name
+        assert g.equals(t), name
+    for name, c in ref.counts.items():
+        g = got.counts[name]
+        assert g.table == c.table and g.rows_in == c.rows_in and g.rows_used == c.rows_used
+        assert (g.quarantined, g.not_yet_known, g.superseded) == (
+            c.quarantined,
+            c.not_yet_known,
+            c.superseded,
+        ), name
+        assert (g.null_counts, g.ranges, g.missing_columns, g.extra_columns) == (
+            c.null_counts,
+            c.ranges,
+            c.missing_columns,
+            c.extra_columns,
+        ), name
+        if c.quarantine_file is None:
+            assert g.quarantine_file is None, name
+        else:
+            assert g.quarantine_file is not None
+            assert g.quarantine_file.read_bytes() == c.quarantine_file.read_bytes(), name
