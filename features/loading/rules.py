@@ -7,6 +7,9 @@ updates on the staged table, with quoted identifiers.
 
 from __future__ import annotations
 
+import datetime
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from ..tables import known_on_expr, parse_column, sql_str
 from .reading import duckdb_message, ident
 
 __all__ = ["RULES", "RULES_VERSION", "Check", "StageError", "set_checks", "stage_table"]
+
+log = logging.getLogger("taxrisk.features.loading")
 
 #: Rule names in the order they are applied (the first broken one is recorded).
 RULES: tuple[str, ...] = (
@@ -81,6 +86,27 @@ def _blank(col: ir.Value) -> ir.BooleanValue:
     return col.isnull()
 
 
+@ibis.udf.scalar.builtin(name="try_strptime")
+def _try_strptime(text: str, fmt: str) -> datetime.datetime:  # type: ignore[empty-body]
+    """DuckDB's ``try_strptime``: null where ``text`` does not parse."""
+
+
+@ibis.udf.scalar.builtin(name="strftime")
+def _strftime(ts: datetime.datetime, fmt: str) -> str:  # type: ignore[empty-body]
+    """DuckDB's ``strftime``."""
+
+
+def _fast_month(text: ir.StringValue, parsed: ir.DateValue) -> ir.DateValue:
+    """``parsed`` (:func:`parse_column` of a month, a trim, a regular expression and a cast
+    per row), computed cheaply for the text that is exactly ``YYYY-MM``: a text that parses
+    with ``%Y-%m`` and prints back as itself is such a text, and its date is the first of
+    that month, as :func:`parse_column` says; any other text (spaces, ``2024-1``, blanks,
+    nonsense) goes through ``parsed``. The same values, about a third of the work (the
+    periods of 220M rows at 1M taxpayers)."""
+    ts = _try_strptime(text, "%Y-%m")
+    return ibis.ifelse(_strftime(ts, "%Y-%m") == text, ts.cast("date"), parsed)
+
+
 def _typed(raw: ir.Table, schema: TableSchema) -> ir.Table:
     """Level 1: per contract column ``c``: the parsed value (:func:`parse_column`; a blank
     nullable text becomes null) and ``_r_c`` (the file's value, untouched). Parsed values of
@@ -102,6 +128,8 @@ def _typed(raw: ir.Table, schema: TableSchema) -> ir.Table:
             raise StageError(f"column of type {col.type()} cannot hold a {c.kind}", c.name) from exc
         if is_str and c.kind == "str" and c.nullable:
             parsed = ibis.ifelse(_blank(col), ibis.null("string"), parsed)
+        if is_str and c.kind == "month":
+            parsed = _fast_month(col, parsed)
         cols[c.name] = parsed
         cols[f"_r_{c.name}"] = col
     return raw.select(**cols)
@@ -228,17 +256,28 @@ def write_if_clean(
         f"SELECT * EXCLUDE (_check) REPLACE (CASE WHEN _check IS NULL THEN {first} "
         f"ELSE error({sql_str(_GUARD)}) END AS {first}) FROM ({con.compile(clean)})"
     )
+    t0 = time.perf_counter()
     try:
         con.raw_sql(f"COPY ({sql}) TO {sql_str(out)} (FORMAT parquet)")
     except Exception:  # a broken row rule (the guard) or an unreadable file: stage it
         out.unlink(missing_ok=True)
+        log.info("%s: a row rule fires (or the file does not read): staged", schema.name)
         return None
+    t1 = time.perf_counter()
     q = ident("_q")
     fks = [fk for fk in schema.foreign_keys if fk.ref_table in loaded]
     key_list = ", ".join(f"{q}.{ident(k)}" for k in schema.key)
     n, repeated, unresolved = key_scan(con, f"read_parquet({sql_str(out)}) {q}", q, key_list, fks)
+    log.info(
+        "%s: written from the file with the row rules in %.1f s, keys and references checked "
+        "on it in %.1f s",
+        schema.name,
+        t1 - t0,
+        time.perf_counter() - t1,
+    )
     if n == 0 or repeated.size or unresolved:
         out.unlink()
+        log.info("%s: a key or reference rule fires (or no rows): staged", schema.name)
         return None
     return n
 
