@@ -91,6 +91,11 @@ def _try_strptime(text: str, fmt: str) -> datetime.datetime:  # type: ignore[emp
     """DuckDB's ``try_strptime``: null where ``text`` does not parse."""
 
 
+@ibis.udf.scalar.builtin(name="last_day")
+def _last_day(day: datetime.date) -> datetime.date:  # type: ignore[empty-body]
+    """DuckDB's ``last_day``: the last day of the month of ``day``."""
+
+
 @ibis.udf.scalar.builtin(name="strftime")
 def _strftime(ts: datetime.datetime, fmt: str) -> str:  # type: ignore[empty-body]
     """DuckDB's ``strftime``."""
@@ -219,15 +224,23 @@ def clean_select(
     t: ir.Table, schema: TableSchema, superseded: ir.Value | None, **extra: ir.Value
 ) -> ir.Table:
     """The clean table's columns from typed ones: the contract columns, ``known_on`` and,
-    for a versioned table, ``superseded_on`` (the snapshot's layout, whichever path wrote it)."""
-    # DuckDB types date + interval as TIMESTAMP while Ibis says date: cast for real
+    for a versioned table, ``superseded_on`` (the snapshot's layout, whichever path wrote it).
+
+    ``known_on`` is :func:`~taxrisk.features.tables.known_on_expr`, computed cheaply where
+    it can be: the end of a month is ``last_day`` (the same date as the first day plus a
+    month minus a day, a fifth of the work), and a date column is taken as it is."""
+    rule = schema.known_on
+    known: ir.Value
+    if rule.column is None:
+        known = ibis.null("date")
+    elif rule.period_end and schema.column(rule.column).kind == "month":
+        known = _last_day(t[rule.column])
+    elif not rule.period_end:
+        known = t[rule.column]
+    else:  # DuckDB types date + interval as TIMESTAMP while Ibis says date: cast for real
+        known = known_on_expr(t, schema).cast("timestamp").cast("date")
     versions = {"superseded_on": superseded} if schema.versioned else {}
-    return t.select(
-        *schema.column_names,
-        known_on=known_on_expr(t, schema).cast("timestamp").cast("date"),
-        **versions,
-        **extra,
-    )
+    return t.select(*schema.column_names, known_on=known, **versions, **extra)
 
 
 #: The error a row breaking a row rule raises in :func:`write_if_clean`'s write.
