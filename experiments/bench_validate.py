@@ -5,8 +5,10 @@
 (a) bare read: every column of every contract table in DIR materialised into a DuckDB table
     (``CREATE TABLE AS SELECT * FROM read_csv/read_parquet``, types auto-detected), no checks;
 (b) validate, as ``taxrisk validate`` runs it: :func:`~taxrisk.features.loading.load_validated`
-    with ``fresh=True`` (validation with quarantine files, then the validated snapshot written
-    as Parquet and reopened), plus the data-quality report
+    with ``fresh=True`` (validation with quarantine files, each clean table written to the
+    validated snapshot as Parquet as it is validated: straight from its file when no rule
+    fires, else from its stage; the log lines say which, with the time of each part; then
+    the snapshot reopened), plus the data-quality report
     (:func:`~taxrisk.features.quality.build_report` and ``write_report``); and (c) the reuse
     of that snapshot by a later command (``load_validated`` again, matching fingerprint).
 

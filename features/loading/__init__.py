@@ -81,6 +81,23 @@ Engine
     into pandas; writing the quarantine reads the failing rows only. Blank lines in a CSV are
     skipped (they are not rows). Every path and identifier goes into SQL quoted
     (:func:`~taxrisk.features.tables.sql_str`, :func:`.reading.ident`).
+
+    The set rules' first pass is read-only (:func:`.rules.key_scan`): the key hashes of the
+    rows passing rules 1-6, sorted (a sort of one 64-bit column is several times cheaper
+    than a hash aggregate over 90M invoice keys) to find keys carried twice, and a flag per
+    reference to another table; the updates that mark rows run only when that pass finds
+    something, and then exactly as described above.
+
+Writing the validated snapshot (``load_folder(sink=...)``, what ``validate`` does)
+    A table no other table refers to, without self references, is first written straight
+    from its file to the snapshot by one query that raises at the first row breaking a row
+    rule; its keys and references are then checked on the written file. When nothing fires
+    (the usual case: no stage, no second copy of the data in memory), that file is the
+    clean table. When anything fires, the file is removed and the table is staged as above,
+    so quarantines, counts and files are the same either way (tested against the staged
+    path, ``tests/features/test_loading_key_scan.py``). The parents (``units``,
+    ``taxpayers``) and self-referencing tables are always staged: later foreign keys read
+    their stage.
 """
 
 from __future__ import annotations

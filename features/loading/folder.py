@@ -17,10 +17,18 @@ from taxrisk.progress import ProgressFn, report
 
 from ..errors import MissingColumn, MissingTable, TableUnreadable
 from ..schema import SCHEMAS, TableSchema, load_order
-from ..tables import Tables, connect, known_on_expr
-from .quarantine import count_rows, remove_stale, write_quarantine
+from ..tables import Tables, connect, sql_str
+from .quarantine import as_of_counts, count_rows, file_profile, remove_stale, write_quarantine
 from .reading import find_tables, ident, register_raw
-from .rules import StageError, execute_count, set_checks, stage_table
+from .rules import (
+    PARENTS,
+    StageError,
+    clean_select,
+    execute_count,
+    set_checks,
+    stage_table,
+    write_if_clean,
+)
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -84,6 +92,14 @@ class LoadResult:
     snapshot: Snapshot | None = None
 
 
+def _streamable(schema: TableSchema) -> bool:
+    """A table :func:`.rules.write_if_clean` may try: no later foreign key needs its stage,
+    and no self reference."""
+    return schema.name not in PARENTS and all(
+        fk.ref_table != schema.name for fk in schema.foreign_keys
+    )
+
+
 def clean_view(con: ibis.BaseBackend, name: str, stage: str, schema: TableSchema) -> ir.Table:
     """Drop the quarantined rows and the bookkeeping columns from the stage (cheap: a delete
     of the failing rows, then two column drops that rewrite nothing), and expose the clean
@@ -93,13 +109,7 @@ def clean_view(con: ibis.BaseBackend, name: str, stage: str, schema: TableSchema
     con.raw_sql(f"ALTER TABLE {st} DROP COLUMN _value")
     con.raw_sql(f"ALTER TABLE {st} DROP COLUMN _check")
     staged = con.table(stage)
-    # DuckDB types date + interval as TIMESTAMP while Ibis says date: cast for real
-    versions = {"superseded_on": staged._superseded} if schema.versioned else {}
-    clean = staged.select(
-        *schema.column_names,
-        known_on=known_on_expr(staged, schema).cast("timestamp").cast("date"),
-        **versions,
-    )
+    clean = clean_select(staged, schema, staged._superseded if schema.versioned else None)
     con.raw_sql(f"DROP VIEW IF EXISTS {ident(name)}")
     return con.create_view(name, clean, overwrite=True)
 
@@ -116,6 +126,7 @@ def load_folder(
     progress: ProgressFn | None = None,
     profile: bool = True,
     on_table: Callable[[str, ir.Table, TableCounts], None] | None = None,
+    sink: Callable[[str], Path] | None = None,
 ) -> LoadResult:
     """Read, validate and materialise every contract table of a data folder.
 
@@ -127,6 +138,12 @@ def load_folder(
     for :func:`~taxrisk.features.loading.load_validated`, which reads them from its snapshot).
     ``on_table``: called with each clean table and its counts as soon as it is complete (the
     snapshot writes it then); it may drop the table once no later table needs it.
+    ``sink``: where to write each clean table as Parquet (the snapshot's files), if anywhere.
+    A table whose rows all pass every rule is then written straight from its file while its
+    row rules are checked, and its keys and references are checked on the written file,
+    without a stage (:func:`.rules.write_if_clean`; not for tables other tables refer to);
+    the others are staged, checked, and written from the stage. Either way the clean table
+    in ``con`` and the file are the same.
 
     Raises a :class:`~taxrisk.features.errors.DataError` subclass when a table is unusable.
     """
@@ -167,44 +184,78 @@ def load_folder(
                 hint=hint,
             )
         t0 = time.perf_counter()
+        out = sink(name) if sink is not None else None
+        extra_cols = [c for c in columns if c not in schema.column_names]
+        streamed: int | None = None
         try:
-            stage, checks = stage_table(con, name, raw, schema)
+            if out is not None and _streamable(schema):
+                streamed = write_if_clean(con, raw, schema, set(counts), out)
+            t1 = time.perf_counter()
+            if streamed is None:
+                stage, checks = stage_table(con, name, raw, schema)
         except StageError as exc:
             raise TableUnreadable(exc.message, path=file, column=exc.column) from exc
         finally:
             con.raw_sql(f"DROP VIEW IF EXISTS {ident(f'_raw_{name}')}")
-        rows_in_total = execute_count(con, f"SELECT count(*) FROM {ident(stage)}")
-        if rows_in_total == 0:
-            con.raw_sql(f"DROP TABLE IF EXISTS {ident(stage)}")
-            if schema.optional:
-                missing_optional.append(name)
-                notes.append(f"{file.name} has no rows: treated as absent")
-                continue
-            what = "header only, no rows" if file.suffix.lower() == ".csv" else "no rows"
-            raise TableUnreadable(f"{what} (a required table)", path=file)
-        t1 = time.perf_counter()
-        set_checks(con, stage, schema, checks, loaded=set(counts))
-        t2 = time.perf_counter()
-        tally = count_rows(con, stage, schema, checks, as_of, profile=profile)
-        rows_in, used, quarantined = tally.rows_in, tally.used, tally.quarantined
-        tc = TableCounts(
-            table=name,
-            path=file,
-            rows_in=rows_in,
-            rows_used=used,
-            quarantined=quarantined,
-            not_yet_known=tally.not_yet,
-            superseded=tally.superseded,
-            null_counts=tally.nulls,
-            ranges=tally.ranges,
-            format=file.suffix.lower().lstrip("."),
-            extra_columns=[c for c in columns if c not in schema.column_names],
-            missing_columns=absent,
-        )
-        if quarantine_dir is not None and quarantined:
-            tc.quarantine_file = Path(quarantine_dir) / f"{name}.csv"
-            write_quarantine(con, stage, schema, checks, tc.quarantine_file)
-        tables[name] = clean_view(con, name, stage, schema)
+        if streamed is not None:
+            assert out is not None
+            # every row passed every rule: the clean table was written straight from the file
+            con.raw_sql(
+                f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT * FROM read_parquet({sql_str(out)})"
+            )
+            tables[name] = con.table(name)
+            tc = TableCounts(
+                table=name,
+                path=file,
+                rows_in=streamed,
+                rows_used=streamed,
+                format=file.suffix.lower().lstrip("."),
+                extra_columns=extra_cols,
+                missing_columns=absent,
+            )
+            tc.not_yet_known, tc.superseded = as_of_counts(tables[name], as_of)
+            if profile:
+                tc.null_counts, tc.ranges = file_profile(con, out, schema)
+            t2 = t3 = t1  # written while checked; the rest is the counts from the file
+            how = "written straight from the file, every rule passed (no stage)"
+        else:
+            rows_in_total = execute_count(con, f"SELECT count(*) FROM {ident(stage)}")
+            if rows_in_total == 0:
+                con.raw_sql(f"DROP TABLE IF EXISTS {ident(stage)}")
+                if schema.optional:
+                    missing_optional.append(name)
+                    notes.append(f"{file.name} has no rows: treated as absent")
+                    continue
+                what = "header only, no rows" if file.suffix.lower() == ".csv" else "no rows"
+                raise TableUnreadable(f"{what} (a required table)", path=file)
+            t1 = time.perf_counter()
+            set_checks(con, stage, schema, checks, loaded=set(counts))
+            t2 = time.perf_counter()
+            tally = count_rows(con, stage, schema, checks, as_of, profile=profile)
+            tc = TableCounts(
+                table=name,
+                path=file,
+                rows_in=tally.rows_in,
+                rows_used=tally.used,
+                quarantined=tally.quarantined,
+                not_yet_known=tally.not_yet,
+                superseded=tally.superseded,
+                null_counts=tally.nulls,
+                ranges=tally.ranges,
+                format=file.suffix.lower().lstrip("."),
+                extra_columns=extra_cols,
+                missing_columns=absent,
+            )
+            if quarantine_dir is not None and tc.quarantined:
+                tc.quarantine_file = Path(quarantine_dir) / f"{name}.csv"
+                write_quarantine(con, stage, schema, checks, tc.quarantine_file)
+            tables[name] = clean_view(con, name, stage, schema)
+            t3 = time.perf_counter()
+            if out is not None:
+                con.raw_sql(
+                    f"COPY (SELECT * FROM {ident(name)}) TO {sql_str(out)} (FORMAT parquet)"
+                )
+            how = "staged"
         counts[name] = tc
         if on_table is not None:
             on_table(name, tables[name], tc)
@@ -213,15 +264,17 @@ def load_folder(
         for m in absent:
             notes.append(f"{file.name}: nullable column {m!r} absent, read as null")
         log.info(
-            "%s: %d rows in, %d used, %s quarantined; read+row rules %.1f s, key rules %.1f s, "
-            "count+quarantine %.1f s",
+            "%s: %d rows in, %d used, %s quarantined; %s; read+row rules %.1f s, key rules "
+            "%.1f s, count+quarantine %.1f s, write %.1f s",
             name,
-            rows_in,
-            used,
-            quarantined,
+            tc.rows_in,
+            tc.rows_used,
+            tc.quarantined,
+            how,
             t1 - t0,
             t2 - t1,
-            time.perf_counter() - t2,
+            t3 - t2,
+            time.perf_counter() - t3,
         )
     report(progress, "load tables", total, total)
     if quarantine_dir is not None:

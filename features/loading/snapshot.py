@@ -52,9 +52,9 @@ from taxrisk.progress import ProgressFn, report
 from ..schema import SCHEMAS
 from ..tables import Tables, connect, sql_str
 from .folder import LoadResult, TableCounts, load_folder
-from .quarantine import as_of_counts
+from .quarantine import as_of_counts, file_profile
 from .reading import find_tables, ident
-from .rules import RULES_VERSION
+from .rules import PARENTS, RULES_VERSION
 
 __all__ = ["Snapshot", "fingerprint", "load_validated", "snapshot_dir"]
 
@@ -143,12 +143,6 @@ def _counts_from(d: dict[str, Any]) -> TableCounts:
     return TableCounts(**d)
 
 
-#: Tables another table's foreign keys point at: their staged rows stay until the end.
-_PARENTS = {
-    fk.ref_table for s in SCHEMAS.values() for fk in s.foreign_keys if fk.ref_table != s.name
-}
-
-
 class _Writer:
     """Writes a snapshot table by table while the folder is validated, into a partial folder
     renamed to ``target`` by :meth:`finish`. A table no other table refers to is released from
@@ -162,15 +156,19 @@ class _Writer:
         self.partial.mkdir()
         self.seconds = 0.0
 
+    def path(self, name: str) -> Path:
+        """Where the clean table ``name`` is written (``load_folder``'s ``sink``)."""
+        return self.partial / f"{name}.parquet"
+
     def table(self, name: str, clean: ir.Table, counts: TableCounts) -> None:
+        """Once ``name`` is written: its used rows' null counts and date ranges from the file's
+        statistics, and its stage released unless a later foreign key needs it."""
         t0 = time.perf_counter()
-        out = self.partial / f"{name}.parquet"
-        view = ident(name)
-        self.con.raw_sql(f"COPY (SELECT * FROM {view}) TO {sql_str(out)} (FORMAT parquet)")
+        out = self.path(name)
         if not counts.null_counts and counts.rows_used:
-            counts.null_counts, counts.ranges = _profile(self.con, out, name)
-        if name not in _PARENTS:
-            self.con.raw_sql(f"DROP VIEW IF EXISTS {view}")
+            counts.null_counts, counts.ranges = file_profile(self.con, out, SCHEMAS[name])
+        if name not in PARENTS:
+            self.con.raw_sql(f"DROP VIEW IF EXISTS {ident(name)}")
             self.con.raw_sql(f"DROP TABLE IF EXISTS {ident('_stage_' + name)}")
         self.seconds += time.perf_counter() - t0
 
@@ -197,29 +195,6 @@ class _Writer:
             if not _manifest(target, self.fp):
                 raise
         _prune(target.parent, keep=target.name)
-
-
-def _profile(
-    con: ibis.BaseBackend, file: Path, name: str
-) -> tuple[dict[str, int], dict[str, tuple[dt.date | None, dt.date | None]]]:
-    """Null counts and date ranges of the used rows, from the written file's statistics (the
-    file holds exactly the used rows): the same figures as ``count_rows``, without a pass."""
-    rows = con.raw_sql(
-        "SELECT path_in_schema, sum(stats_null_count), min(stats_min_value), "
-        f"max(stats_max_value) FROM parquet_metadata({sql_str(file)}) GROUP BY 1"
-    ).fetchall()
-    stats = {r[0]: r[1:] for r in rows}
-    nulls: dict[str, int] = {}
-    ranges: dict[str, tuple[dt.date | None, dt.date | None]] = {}
-    for col in SCHEMAS[name].columns:
-        n_null, lo, hi = stats[col.name]
-        nulls[col.name] = int(n_null or 0)
-        if col.kind in ("date", "month", "quarter"):
-            ranges[col.name] = (
-                dt.date.fromisoformat(lo) if lo else None,
-                dt.date.fromisoformat(hi) if hi else None,
-            )
-    return nulls, ranges
 
 
 def _prune(parent: Path, keep: str) -> None:
@@ -332,6 +307,7 @@ def load_validated(
         progress=progress,
         profile=False,
         on_table=writer.table,
+        sink=writer.path,
     )
     report(progress, "write validated snapshot", 0, 1)
     writer.finish(validated, folder)
@@ -340,7 +316,9 @@ def load_validated(
     for name in list(validated.counts):  # free what is left: the snapshot replaces it
         con.raw_sql(f"DROP VIEW IF EXISTS {ident(name)}")
         con.raw_sql(f"DROP TABLE IF EXISTS {ident('_stage_' + name)}")
-    log.info("snapshot written in %.1f s (while validating)", writer.seconds)
+    log.info(
+        "snapshot files profiled in %.1f s (each table's write is timed above)", writer.seconds
+    )
     result = _open(con, target, manifest, folder, as_of, reused=False)
     report(progress, "write validated snapshot", 1, 1)
     assert result.snapshot is not None

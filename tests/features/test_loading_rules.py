@@ -21,8 +21,9 @@ from loading_world import (
     write_folder,
 )
 from taxrisk.features.loading import RULES, load_folder
-from taxrisk.features.loading.rules import _passes, _row_checks, _typed
+from taxrisk.features.loading.rules import _fast_month, _passes, _row_checks, _typed
 from taxrisk.features.schema import SCHEMAS
+from taxrisk.features.tables import parse_column
 
 
 @pytest.mark.parametrize(
@@ -255,3 +256,52 @@ def test_fast_path_never_hides_a_broken_rule(table: str, data: st.DataObject) ->
     for ok, check in zip(out["ok"], out["check"], strict=True):
         if ok:
             assert pd.isna(check), rows
+
+
+_MONTH_TEXTS = [
+    "2024-01",
+    "2024-12",
+    "2024-1",
+    " 2024-01",
+    "2024-01 ",
+    "\t2024-01",
+    "2024-01\n",
+    "0999-01",
+    "999-01",
+    "0000-01",
+    "0024-01",
+    "24-01",
+    "10000-01",
+    "+2024-01",
+    "-2024-01",
+    "2024-00",
+    "2024-13",
+    "2024-01-05",
+    "2024- 1",
+    "2024-001",
+    "02024-01",
+    "１９９９-01",
+    "",
+    "  ",
+    None,
+]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.one_of(st.sampled_from(_MONTH_TEXTS), any_text), max_size=30))
+def test_fast_month_parse_equals_parse_column(texts: list[str | None]) -> None:
+    """The cheap parse of ``YYYY-MM`` periods (``rules._fast_month``) gives exactly what
+    :func:`parse_column` gives, on every text (the cheap path only takes texts that print
+    back as themselves)."""
+    texts = [*_MONTH_TEXTS, *texts]
+    t = ibis.memtable({"s": pa.array(texts, pa.string())})
+    slow = parse_column(t.s, "month")
+    out = ibis.duckdb.connect().to_pyarrow(
+        t.select(slow=slow, fast=_fast_month(t.s, slow), cheap=_fast_month(t.s, ibis.null("date")))
+    )
+    assert out["fast"].equals(out["slow"])
+    # the cheap path alone takes the plain texts, and only those the slow parse accepts
+    took = out["cheap"].is_valid().to_pylist()
+    assert took[texts.index("2024-01")]
+    assert not took[texts.index(" 2024-01")]
+    assert all(v for v, t_ in zip(out["slow"].is_valid().to_pylist(), took, strict=True) if t_)
