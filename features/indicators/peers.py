@@ -118,7 +118,11 @@ def _shares(group: np.ndarray, col: pa.ChunkedArray) -> pa.Array:
     pct = np.full(n, np.nan)
     if len(rows):
         g, v = group[rows], values[rows]
-        order = np.lexsort((v, g))
+        # by group, then value: two stable sorts (the group one a radix sort on small
+        # integers) cost two thirds of a lexsort
+        by_value = np.argsort(v, kind="stable")
+        small = np.int16 if g.max(initial=0) < 2**15 else np.int64
+        order = by_value[np.argsort(g[by_value].astype(small), kind="stable")]
         g, v = g[order], v[order]
         same_group = g[1:] == g[:-1]
         tied = same_group & ((v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1])))
