@@ -841,6 +841,7 @@ def _to_frame(
     if src:
         ids = t.column(_ROW).take(perm)
         missing = ids.is_null().to_numpy(zero_copy_only=False)
+        any_missing = bool(missing.any())
         at = pc.fill_null(ids, 0).to_numpy(zero_copy_only=False)
     rest = [c for c in names if c not in (*CATEGORICAL, "as_of", "taxpayer_id")]
     fired = sorted(c for c in rest if c.endswith("__fired"))
@@ -857,7 +858,8 @@ def _to_frame(
             values = pc.cast(col, dtype).to_numpy(zero_copy_only=False)
             if c in src:
                 np.take(values, at, out=out[:, j])
-                out[missing, j] = np.nan if fill is None else fill
+                if any_missing:
+                    out[missing, j] = np.nan if fill is None else fill
             else:
                 np.take(values, perm, out=out[:, j])
         return pd.DataFrame(out, columns=cols, copy=False)

@@ -23,17 +23,21 @@ point-in-time aggregates (so they are as blind to the future as the aggregates):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import IndicatorConfig
 from ._base import Benchmark, Family, Indicator, Rank, Transform, safe_div
+
+_T = TypeVar("_T")
 
 __all__ = [
     "FAMILY",
@@ -41,6 +45,7 @@ __all__ = [
     "add_peer_columns",
     "add_percentiles",
     "add_ranks",
+    "each_column",
     "group_ranks",
     "industry_percentiles",
     "percentile",
@@ -100,11 +105,23 @@ def percentile_inputs(
     )
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    """Integer codes of a column's values (null its own code), and how many there are."""
-    values = column.to_numpy() if pa.types.is_date(column.type) else column.to_pandas()
-    codes, levels = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
-    return codes.astype(np.int64), max(len(levels), 1)
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+    """Integer codes of a column's values (null its own code), and how many there are
+    (Arrow's dictionary encoding: no Python object per value)."""
+    whole = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    encoded = pc.dictionary_encode(whole, null_encoding="encode")
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, max(len(encoded.dictionary), 1)
+
+
+def each_column(fn: Callable[[str], _T], cols: Sequence[str]) -> list[_T]:
+    """``fn`` over ``cols`` on as many threads as cores (at most 4): numpy's sorts and
+    takes release the GIL, so the columns of a step share the machine's cores."""
+    workers = min(4, os.cpu_count() or 1, max(len(cols), 1))
+    if workers == 1:
+        return [fn(c) for c in cols]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, cols))
 
 
 def _shares(group: np.ndarray, col: pa.ChunkedArray) -> pa.Array:
@@ -148,7 +165,8 @@ def industry_percentiles(
     as_of, _ = _codes(rounded.column("as_of"))
     industry, levels = _codes(rounded.column("industry"))
     group = as_of * levels + industry
-    out = {f"{c}__pct": _shares(group, rounded.column(c)) for c in cols}
+    shares = each_column(lambda c: _shares(group, rounded.column(c)), cols)
+    out = {f"{c}__pct": v for c, v in zip(cols, shares, strict=True)}
     return pa.table({**{k: rounded.column(k) for k in keys}, **out})
 
 
@@ -198,12 +216,17 @@ def group_ranks(
     the numbers of :func:`add_ranks`, one sort per rank."""
     as_of, _ = _codes(inputs.column("as_of"))
     codes = {g: _codes(inputs.column(g)) for g in dict.fromkeys(group_of)}
+    groups = {g: as_of * levels + code for g, (code, levels) in codes.items()}
+
+    def rank(i: int) -> pa.Array:
+        return _shares(groups[group_of[i]], inputs.column(f"_v{i}"))
+
+    shares = each_column(rank, list(range(len(ranks))))  # type: ignore[arg-type]
     out: dict[str, pa.Array] = {}
     for i, r in enumerate(ranks):
-        code, levels = codes[group_of[i]]
-        group = as_of * levels + code
-        out[r.out] = _shares(group, inputs.column(f"_v{i}"))
+        out[r.out] = shares[i]
         if r.count is not None:
+            group = groups[group_of[i]]
             out[r.count] = pa.array(np.bincount(group)[group].astype(np.int64))
     return pa.table({**{k: inputs.column(k) for k in keys}, **out})
 
