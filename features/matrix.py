@@ -302,18 +302,45 @@ def _gathered(t: ir.Table, stage: ir.Table) -> dict[str, str]:
     return out
 
 
+def _numbered(arrow: pa.Table) -> pa.Table:
+    """``arrow`` with the row id :data:`_ROW`: each row's position (replacing one it had)."""
+    ids = pa.array(np.arange(arrow.num_rows))
+    if _ROW in arrow.column_names:
+        return arrow.set_column(arrow.column_names.index(_ROW), _ROW, ids)
+    return arrow.append_column(_ROW, ids)
+
+
+def _permutation(ids: pa.ChunkedArray, n: int) -> np.ndarray | None:
+    """``ids`` as positions if they are each of 0..n-1 once (the same rows in some order),
+    else None."""
+    if len(ids) != n or ids.null_count:
+        return None
+    at = ids.to_numpy()
+    if n and (at.min() < 0 or at.max() >= n):
+        return None
+    seen = np.zeros(n, dtype=bool)
+    seen[at] = True
+    return at if seen.all() else None
+
+
 def _reorder(column: pa.ChunkedArray, at: np.ndarray) -> pa.ChunkedArray:
     """``column`` at positions ``at`` (no nulls among them): numeric columns through numpy,
     values and validity (pyarrow's take of a nullable float column is single-threaded and
     about twice as slow at 1M rows), others through pyarrow."""
     if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
         return _take(column, pa.array(at))
-    values = column.to_numpy() if column.null_count == 0 else None
-    if values is not None:
-        return pa.chunked_array([pa.array(values[at], column.type)])
+    if column.null_count == 0:
+        return pa.chunked_array([pa.array(column.to_numpy()[at], column.type)])
     valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
     filled = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)
     return pa.chunked_array([pa.array(filled[at], column.type, mask=~valid[at])])
+
+
+def _split(t: ir.Table, stage: ir.Table) -> tuple[pa.Table, dict[str, str]]:
+    """``t``'s columns that the engine computes, collected (with the row id), and those it
+    keeps from ``stage`` unchanged (:func:`_gathered`), left in ``stage``'s Arrow table."""
+    src = _gathered(t, stage)
+    return t.select(*[c for c in t.columns if c not in src]).to_pyarrow(), src
 
 
 def _take(column: pa.ChunkedArray, ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
@@ -421,9 +448,7 @@ class _Pipeline:
         if not cols or arrow is None:
             return add_percentiles(base.mutate(**extra(base)), cols, keep=keep)
         t1 = time.perf_counter()
-        rows = arrow
-        if _ROW not in rows.column_names:
-            rows = arrow.append_column(_ROW, pa.array(np.arange(arrow.num_rows)))
+        rows = arrow if _ROW in arrow.column_names else _numbered(arrow)
         numbered = self._register(rows)
         ranked = industry_percentiles(
             percentile_inputs(numbered, cols, [_ROW]).to_pyarrow(), cols, [_ROW]
@@ -488,9 +513,7 @@ class _Pipeline:
         if prev is not None and _ROW in t.columns and _ROW in prev.column_names:
             return self._register(self._narrow(t, rows_of, prev))  # type: ignore[arg-type]
         arrow = t.to_pyarrow()
-        if number and _ROW not in arrow.column_names:
-            arrow = arrow.append_column(_ROW, pa.array(np.arange(arrow.num_rows)))
-        return self._register(arrow)
+        return self._register(_numbered(arrow) if number else arrow)
 
     def _narrow(self, t: ir.Table, stage: ir.Table, prev: pa.Table) -> pa.Table:
         """``t`` as an Arrow table, the engine running only the columns it computes: those
@@ -498,31 +521,24 @@ class _Pipeline:
         Arrow table) at the row ids, without a copy when ``t`` has ``stage``'s rows. Every
         wide stage round-tripped whole through the engine cost 4-5 s at 1M rows x 200
         columns, most of it copying columns no stage had touched."""
-        src = _gathered(t, stage)
-        part = t.select(*[c for c in t.columns if c not in src]).to_pyarrow()
+        part, src = _split(t, stage)
         log.debug("stage: %d columns computed, %d reused", part.num_columns, len(src))
-        ids = part.column(_ROW)
         n = prev.num_rows
-        if part.num_rows == n and ids.null_count == 0:
-            at = ids.to_numpy()
-            seen = np.zeros(n, dtype=bool)
-            inside = n == 0 or (at.min() >= 0 and at.max() < n)
-            if inside:
-                seen[at] = True
-            if inside and seen.all():  # the same rows, possibly in another order
-                if not np.array_equal(at, np.arange(n)):
-                    log.debug("stage: rows reordered by the engine, put back")
-                    back = np.empty(n, dtype=np.int64)
-                    back[at] = np.arange(n)
-                    part = pa.table({c: _reorder(part.column(c), back) for c in part.column_names})
-                return pa.table(
-                    {c: prev.column(src[c]) if c in src else part.column(c) for c in t.columns}
-                )
-        cols = {
+        at = _permutation(part.column(_ROW), n)
+        if at is not None:  # the same rows, possibly in another order
+            if not np.array_equal(at, np.arange(n)):
+                log.debug("stage: rows reordered by the engine, put back")
+                back = np.empty(n, dtype=np.int64)
+                back[at] = np.arange(n)
+                part = pa.table({c: _reorder(part.column(c), back) for c in part.column_names})
+            return pa.table(
+                {c: prev.column(src[c]) if c in src else part.column(c) for c in t.columns}
+            )
+        ids = part.column(_ROW)
+        taken = {
             c: _take(prev.column(src[c]), ids) if c in src else part.column(c) for c in t.columns
         }
-        cols[_ROW] = pa.chunked_array([pa.array(np.arange(part.num_rows))])
-        return pa.table(cols)
+        return _numbered(pa.table(taken))
 
     def collect(self, out: ir.Table) -> tuple[pa.Table, tuple[pa.Table, dict[str, str]] | None]:
         """The collected matrix ``out`` (from :meth:`final` with ``keep_row``): an Arrow table
@@ -530,10 +546,9 @@ class _Pipeline:
         its column}) for those read from it at the row id :data:`_ROW` (:func:`_to_frame`)."""
         stage = self._rows
         arrow = None if stage is None else self._arrow.get(stage.get_name())
-        if arrow is None or _ROW not in out.columns or _ROW not in arrow.column_names:
-            return out.drop(*[c for c in (_ROW,) if c in out.columns]).to_pyarrow(), None
-        src = _gathered(out, stage)  # type: ignore[arg-type]
-        part = out.select(*[c for c in out.columns if c not in src]).to_pyarrow()
+        if stage is None or arrow is None or _ROW not in out.columns:
+            return (out.drop(_ROW) if _ROW in out.columns else out).to_pyarrow(), None
+        part, src = _split(out, stage)
         log.debug("matrix: %d columns computed, %d read by row id", part.num_columns, len(src))
         return part, (arrow, src)
 

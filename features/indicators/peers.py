@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from ..config import IndicatorConfig
 from ._base import Benchmark, Family, Indicator, Rank, Transform, safe_div
 
+_K = TypeVar("_K")
 _T = TypeVar("_T")
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "add_peer_columns",
     "add_percentiles",
     "add_ranks",
-    "each_column",
     "group_ranks",
     "industry_percentiles",
     "percentile",
@@ -114,7 +114,7 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
     return codes, max(len(encoded.dictionary), 1)
 
 
-def each_column(fn: Callable[[str], _T], cols: Sequence[str]) -> list[_T]:
+def _each_column(fn: Callable[[_K], _T], cols: Sequence[_K]) -> list[_T]:
     """``fn`` over ``cols`` on as many threads as cores (at most 4): numpy's sorts and
     takes release the GIL, so the columns of a step share the machine's cores."""
     workers = min(4, os.cpu_count() or 1, max(len(cols), 1))
@@ -165,7 +165,7 @@ def industry_percentiles(
     as_of, _ = _codes(rounded.column("as_of"))
     industry, levels = _codes(rounded.column("industry"))
     group = as_of * levels + industry
-    shares = each_column(lambda c: _shares(group, rounded.column(c)), cols)
+    shares = _each_column(lambda c: _shares(group, rounded.column(c)), cols)
     out = {f"{c}__pct": v for c, v in zip(cols, shares, strict=True)}
     return pa.table({**{k: rounded.column(k) for k in keys}, **out})
 
@@ -221,7 +221,7 @@ def group_ranks(
     def rank(i: int) -> pa.Array:
         return _shares(groups[group_of[i]], inputs.column(f"_v{i}"))
 
-    shares = each_column(rank, list(range(len(ranks))))  # type: ignore[arg-type]
+    shares = _each_column(rank, range(len(ranks)))
     out: dict[str, pa.Array] = {}
     for i, r in enumerate(ranks):
         out[r.out] = shares[i]
@@ -284,6 +284,10 @@ def _peer_ranks() -> tuple[Rank, ...]:
     return tuple(ranks)
 
 
+#: every level's percentile of each peer column, and each level's group size
+_PEER_RANKS = _peer_ranks()
+
+
 def add_size_band(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
     """``size_band``: the decade (``peers.size_band_log10_width`` of log10) of monthly sales."""
     if "sales_month_avg" not in base.columns:
@@ -307,7 +311,7 @@ def add_peer_columns(base: ir.Table, cfg: IndicatorConfig) -> ir.Table:
         )
         for name, col in _PEER_PCT.items()
     }
-    ranked = [r.out for r in _peer_ranks()] + [f"_n_{level}" for level in _LEVELS]
+    ranked = [r.out for r in _PEER_RANKS] + [r.count for r in _PEER_RANKS if r.count]
     base = base.mutate(**levels).drop(*ranked)
     # fixed-quota taxpayers vs self-assessed peers (industry x county, else industry)
     sa = base.filter(base.collection_method == "self_assessed")
@@ -420,7 +424,7 @@ FAMILY = Family(
     name="peers",
     order=60,
     transforms=(
-        Transform("size_band", add_size_band, ranks=_peer_ranks()),
+        Transform("size_band", add_size_band, ranks=_PEER_RANKS),
         Transform("peer_columns", add_peer_columns),
     ),
     indicators=tuple(INDICATORS),
