@@ -196,12 +196,17 @@ def _benchmarks(base: ir.Table, catalog: Catalog, cfg: IndicatorConfig) -> ir.Ta
     return add_benchmarks(base, todo, cfg) if todo else base
 
 
-def _join_sources(pop: ir.Table, aggs: list[tuple[Source, ir.Table]]) -> ir.Table:
-    """One left-join chain of the population with every source's aggregates."""
+def _join_sources(
+    pop: ir.Table, aggs: list[tuple[Source, ir.Table]], *, one_date: bool = False
+) -> ir.Table:
+    """One left-join chain of the population with every source's aggregates; ``one_date``:
+    every table is of the same single as-of date, joined on the taxpayer alone (a second
+    key column costs every hash join of the chain a third more)."""
     j = pop
     fields: list[ir.Value] = [pop[c] for c in pop.columns]
     for src, agg in aggs:
-        j = j.left_join(agg, [pop.as_of == agg.as_of, pop.taxpayer_id == agg.taxpayer_id])
+        on = [pop.taxpayer_id == agg.taxpayer_id]
+        j = j.left_join(agg, on if one_date else [pop.as_of == agg.as_of, *on])
         for c in agg.columns:
             if c in _KEY or c in src.internal:
                 continue
@@ -608,7 +613,10 @@ class _Pipeline:
             report(self.progress, "features", i, steps)
         n = len(self.sources)
         base = self.stage(
-            "join", _join_sources(pop, aggs), drop=[pop, *(a for _, a in aggs)], number=True
+            "join",
+            _join_sources(pop, aggs, one_date=self.ctx.single is not None),
+            drop=[pop, *(a for _, a in aggs)],
+            number=True,
         )
         self.ctx.built.clear()
         cat, cfg = self.catalog, self.cfg
@@ -731,7 +739,7 @@ class _Pipeline:
                 )
         replaced = [*late, *indicators, *(f"{k}__fired" for k in indicators)]
         rest = base.drop(*[c for c in replaced if c in base.columns])
-        b = _join_sources(rest, aggs)
+        b = _join_sources(rest, aggs, one_date=self.day_ctx.single is not None)
         for d in derived:  # few columns: one mutate each, in dependency order
             b = b.mutate(**{d.name: d.fn(b, cfg).cast("float64")})
         if indicators:
@@ -749,12 +757,20 @@ class _Pipeline:
         tp = self.ctx.tables["taxpayers"]
         status = tp.select("taxpayer_id", _reg=tp.registered_on, _dereg=tp.deregistered_on)
         cols = base.columns
-        j = m.join(base.rename(_s="as_of"), "_s")
-        # still registered at the as-of date: a semi-join on a narrow key table (a join
-        # would build its hash table on the wide matrix)
-        k = j.select("as_of", "taxpayer_id").join(status, "taxpayer_id")
-        k = k.filter(k._dereg.isnull() | (k._dereg > k.as_of))
-        known = j.semi_join(k, ["as_of", "taxpayer_id"]).select(*cols)
+        if len(self.info) == 1:
+            # one date: the date a literal, and the taxpayers still registered at it a
+            # semi-join on the taxpayer alone (as :func:`_join_sources`)
+            (day,) = self.info
+            j = base.mutate(as_of=ibis.literal(day, "date"))
+            k = status.filter(status._dereg.isnull() | (status._dereg > day))
+            known = j.semi_join(k, "taxpayer_id").select(*cols)
+        else:
+            j = m.join(base.rename(_s="as_of"), "_s")
+            # still registered at the as-of date: a semi-join on a narrow key table (a join
+            # would build its hash table on the wide matrix)
+            k = j.select("as_of", "taxpayer_id").join(status, "taxpayer_id")
+            k = k.filter(k._dereg.isnull() | (k._dereg > k.as_of))
+            known = j.semi_join(k, _KEY).select(*cols)
         # registered after the information date, on or before the as-of date
         new = m.join(tp, [tp.registered_on > m._s, tp.registered_on <= m.as_of])
         new = new.filter(new.deregistered_on.isnull() | (new.deregistered_on > new.as_of))
