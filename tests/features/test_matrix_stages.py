@@ -13,7 +13,7 @@ import pytest
 from factory import world_frames
 from taxrisk.features.catalog import default_catalog
 from taxrisk.features.indicators._base import Family, Transform
-from taxrisk.features.matrix import _ROW, _gathered, build_matrix
+from taxrisk.features.matrix import _ROW, _gathered, build_matrix, masked_reductions
 from taxrisk.features.tables import Tables
 
 AS_OF = dt.date(2024, 3, 20)
@@ -91,3 +91,39 @@ def test_which_columns_are_read_by_row_id() -> None:
     assert _gathered(u, stage) == {"x": "x"}
     # without the row id, nothing can be read by it
     assert _gathered(stage.drop(_ROW), stage) == {}
+
+
+def test_masked_reductions_give_the_filtered_numbers_without_filter_clauses() -> None:
+    """Every null-skipping reduction with ``where`` (the sources' form) becomes the same
+    reduction of a masked value: the same numbers, nulls included (a group whose selection
+    is empty: null sums, means, minima and maxima, a count of 0), and no ``FILTER`` left in
+    the SQL (DuckDB runs thirty of them at half the speed)."""
+    con = ibis.duckdb.connect()
+    df = pd.DataFrame(
+        {
+            "g": ["a", "a", "a", "b", "b", "c"],
+            "k": [1, 5, 13, 2, 14, 20],
+            "x": [1.5, None, -2.0, 4.0, 8.0, 3.0],
+        }
+    )
+    t = con.create_table("t", df)
+    r = t.k <= 12
+    agg = t.group_by("g").aggregate(
+        s=t.x.sum(where=r),
+        m=t.x.mean(where=r),
+        lo=t.k.min(where=t.x > 0),
+        hi=t.x.max(where=r),
+        n=t.k.count(where=r),
+        nx=t.x.count(where=r),
+        all_rows=t.x.sum(),
+    )
+    masked = masked_reductions(agg)
+    assert "FILTER" in ibis.to_sql(agg)
+    assert "FILTER" not in ibis.to_sql(masked)
+    want = agg.to_pandas().sort_values("g").reset_index(drop=True)
+    got = masked.to_pandas().sort_values("g").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    # the empty selection (group c: k=20) is null for the values, 0 for the counts
+    c = got[got.g == "c"].iloc[0]
+    assert pd.isna(c.s) and pd.isna(c.m) and pd.isna(c.hi)
+    assert c.n == 0 and c.nx == 0 and c.all_rows == 3.0
