@@ -205,6 +205,8 @@ def _join_sources(
     j = pop
     fields: list[ir.Value] = [pop[c] for c in pop.columns]
     for src, agg in aggs:
+        if not src.joined:
+            continue
         on = [pop.taxpayer_id == agg.taxpayer_id]
         j = j.left_join(agg, on if one_date else [pop.as_of == agg.as_of, *on])
         for c in agg.columns:

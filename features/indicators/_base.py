@@ -82,6 +82,9 @@ class Source:
     #: columns kept in the source's table for later sources (see :attr:`Context.built`) but
     #: not joined onto the base
     internal: tuple[str, ...] = ()
+    #: False: a table only later sources read (from :attr:`Context.built`), its own stage in
+    #: the pipeline and not joined onto the base (a subquery a source reads more than once)
+    joined: bool = True
 
 
 @dataclass(frozen=True)
