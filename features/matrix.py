@@ -414,6 +414,8 @@ class _Pipeline:
         self.catalog = catalog or default_catalog()
         self.cfg = (config or current_config()).check(self.catalog.indicators)
         self.as_ofs = sorted({pd.Timestamp(d).date() for d in as_ofs})
+        #: one as-of date: every table carries it, so tables join on the taxpayer alone
+        self.one_date = len(self.as_ofs) == 1
         self.info = {d: snap(d, INFORMATION_GRANULARITY) for d in self.as_ofs}
         # every source reads the tables as of the information date (see ``snap``)
         ctx = Context.create(tables, self.as_ofs, self.cfg)
@@ -616,7 +618,7 @@ class _Pipeline:
         n = len(self.sources)
         base = self.stage(
             "join",
-            _join_sources(pop, aggs, one_date=self.ctx.single is not None),
+            _join_sources(pop, aggs, one_date=self.one_date),
             drop=[pop, *(a for _, a in aggs)],
             number=True,
         )
@@ -741,7 +743,7 @@ class _Pipeline:
                 )
         replaced = [*late, *indicators, *(f"{k}__fired" for k in indicators)]
         rest = base.drop(*[c for c in replaced if c in base.columns])
-        b = _join_sources(rest, aggs, one_date=self.day_ctx.single is not None)
+        b = _join_sources(rest, aggs, one_date=self.one_date)
         for d in derived:  # few columns: one mutate each, in dependency order
             b = b.mutate(**{d.name: d.fn(b, cfg).cast("float64")})
         if indicators:
@@ -759,7 +761,7 @@ class _Pipeline:
         tp = self.ctx.tables["taxpayers"]
         status = tp.select("taxpayer_id", _reg=tp.registered_on, _dereg=tp.deregistered_on)
         cols = base.columns
-        if len(self.info) == 1:
+        if self.one_date:
             # one date: the date a literal, and the taxpayers still registered at it a
             # semi-join on the taxpayer alone (as :func:`_join_sources`)
             (day,) = self.info
