@@ -49,6 +49,9 @@ class Column:
     ``nullable``: a null is allowed (otherwise a null quarantines the row, rule ``not_null``).
     ``nonneg``: money or a count that cannot be negative (rule ``negative_value``).
     ``allowed``: the allowed values (rule ``allowed_values``); nulls are governed by ``nullable``.
+    ``decimals``: the decimals a ``float`` is recorded to (money: 2, yuan to the fen; meter
+    readings and areas the same): the features round a sum of the column to them, so the sum
+    is the same number in whatever order the engine's threads add it up.
     """
 
     name: str
@@ -56,6 +59,7 @@ class Column:
     nullable: bool = False
     nonneg: bool = False
     allowed: tuple[str, ...] | None = None
+    decimals: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def _c(name: str, kind: Kind = "str", **kw: object) -> Column:
 
 
 def _money(name: str, nonneg: bool = True, nullable: bool = False) -> Column:
-    return Column(name, "float", nullable=nullable, nonneg=nonneg)
+    return Column(name, "float", nullable=nullable, nonneg=nonneg, decimals=2)
 
 
 _TP = ForeignKey(("taxpayer_id",), "taxpayers", ("taxpayer_id",))
@@ -292,7 +296,8 @@ SCHEMAS: dict[str, TableSchema] = {
                 _c("taxpayer_id"),
                 _c("period", "month"),
                 _c("metric"),
-                _c("value", "float", nonneg=True),
+                # physical quantities: tonnes to the kilogram, m3 to the litre, counts whole
+                _c("value", "float", nonneg=True, decimals=3),
                 _c("source", allowed=("officer", "third_party", "self_reported")),
             ),
             foreign_keys=(_TP,),

@@ -7,9 +7,9 @@ year): the regenerated reference differs from the old one only in those sources'
 ``land_tax_per_m2`` and its industry median, and the three registry-event indicators.
 
 Counts and flags must be equal exactly, floats to 1e-9 relative, or 1e-12 absolute for values
-near zero (values are rounded to 9 decimals by the catalog; DuckDB's parallel float sums add
-in a varying order, so a sum that cancels to about zero differs between two runs of the same
-code by a few 1e-16: seen on ``vat_cit_revenue_log`` and ``stranded_share``). Regenerate
+near zero (the reference was written before sums of money were rounded to the fen, when
+DuckDB's parallel float sums, added in a varying order, left a cancelling sum a few 1e-16
+from zero: seen on ``vat_cit_revenue_log`` and ``stranded_share``). Regenerate
 the reference only when a change is *meant* to alter the matrix (a new indicator, a fixed
 formula), never to make a speed change pass:
 

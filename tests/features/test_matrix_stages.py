@@ -127,3 +127,51 @@ def test_masked_reductions_give_the_filtered_numbers_without_filter_clauses() ->
     c = got[got.g == "c"].iloc[0]
     assert pd.isna(c.s) and pd.isna(c.m) and pd.isna(c.hi)
     assert c.n == 0 and c.nx == 0 and c.all_rows == 3.0
+
+
+def test_sums_of_recorded_values_are_exact_in_any_order() -> None:
+    """A sum (or mean) of money is rounded to the fen the contract's amounts are kept in, a
+    sum of physical quantities to the thousandth, traced through the sources' relations (a
+    month pivot, a negation, a mask): the same number whatever order the rows are added in.
+    Values off the grid (a ratio) and columns of tables outside the contract stay as added."""
+    con = ibis.duckdb.connect()
+    rows = pd.DataFrame(
+        {
+            "seller_id": ["a"] * 3 + ["b"] * 3,
+            "amount": [0.1, 0.2, 0.3, 0.3, 0.2, 0.1],
+        }
+    )
+    assert sum(rows.amount[:3]) != sum(rows.amount[3:])  # floats: 0.6000000000000001 vs 0.6
+    inv = con.create_table("invoices", rows.assign(share=rows.amount))
+    agg = inv.group_by("seller_id").aggregate(
+        total=inv.amount.sum(),
+        credit=(-inv.amount).sum(where=inv.amount > 0.15),
+        avg=inv.amount.mean(),
+        share=inv.share.sum(),
+        half=(inv.amount / 2).sum(),
+    )
+    got = masked_reductions(agg).to_pandas().set_index("seller_id")
+    assert got.total.tolist() == [0.6, 0.6]
+    assert got.credit.tolist() == [-0.5, -0.5]
+    assert got.avg.tolist() == [0.6 / 3, 0.6 / 3]
+    sql = ibis.to_sql(masked_reductions(agg))
+    assert sql.count("ROUND(") == 3  # not the undeclared column, not the ratio
+    # physical quantities, pivoted per month first (the operations source's form)
+    ops_rows = pd.DataFrame(
+        {
+            "taxpayer_id": ["a"] * 3,
+            "period": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01"]),
+            "metric": ["output_t"] * 3,
+            "value": [0.1, 0.2, 0.3],
+        }
+    )
+    op = con.create_table("operations", ops_rows)
+    m = op.group_by(["taxpayer_id", "period"]).aggregate(
+        _out=op.value.max(where=op.metric == "output_t")
+    )
+    a = masked_reductions(m.group_by("taxpayer_id").aggregate(out=m._out.sum()))
+    assert "ROUND(" in ibis.to_sql(a) and a.to_pandas().out.tolist() == [0.6]
+    # a table outside the contract is not rounded
+    other = con.create_table("t_other", rows)
+    plain = other.group_by("seller_id").aggregate(total=other.amount.sum())
+    assert "ROUND(" not in ibis.to_sql(masked_reductions(plain))
