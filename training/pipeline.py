@@ -134,20 +134,21 @@ def _weights(ts: TrainingSet, cfg: TrainingConfig) -> np.ndarray | None:
     return propensity_weights(p, cfg.max_weight)
 
 
-def _engine() -> ibis.BaseBackend:
-    """The DuckDB connection training reads and features on: ONE thread.
+def _engine(settings: Settings) -> ibis.BaseBackend:
+    """The DuckDB connection training reads and features on, from the settings (threads,
+    memory, spill).
 
-    Parallel aggregation adds floats in an order that changes from run to run: on city-20k two
-    runs on the same files gave 22,691 feature cells differing in the last bits (113 of them an
-    exact 0 in one run and a residue like 1e-16 in the other, which LightGBM bins apart) and
-    selection weights up to 2.6 apart. On one thread the features are bit-identical; the
-    training set takes about 25 s longer there (62-71 s against 36-44 s).
+    It ran on ONE thread until the features were made exact: parallel aggregation added
+    floats in an order that changed from run to run (on city-20k, 22,691 feature cells
+    differing in the last bits, 113 an exact 0 in one run and 1e-16 in the other, which
+    LightGBM bins apart, and selection weights up to 2.6 apart). Sums of recorded values are
+    now rounded to their grid (docs/decisions.md, "Reproducible features"): on city-20k the
+    training set, the population sample and the weights are bit-identical on 1, 2 and 4
+    threads, and the training set takes 32-34 s on 2 threads against 45-47 s on one.
     """
     from taxrisk.features.tables import connect
 
-    con = connect()
-    con.raw_sql("SET threads = 1")
-    return con
+    return connect(settings)
 
 
 def _fit(
@@ -194,7 +195,11 @@ def train(
     settings.ensure_workspace()
 
     loaded = load_validated(
-        data_dir, snapshots=settings.snapshots_dir, con=_engine(), as_of=as_of, progress=progress
+        data_dir,
+        snapshots=settings.snapshots_dir,
+        con=_engine(settings),
+        as_of=as_of,
+        progress=progress,
     )
     timings["load"] = time.perf_counter() - t0
     want_ipw = cfg.bias_method in ("ipw", "auto")

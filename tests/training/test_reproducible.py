@@ -140,7 +140,11 @@ def test_train_twice_gives_the_same_model(
     results, champions = [], []
     for i, world in enumerate([demo_world, demo_world, permuted]):
         ws = tmp_path / f"ws{i}"  # separate MLflow and Optuna stores
-        settings = get_settings(workspace=ws, mlflow_tracking_uri=f"sqlite:///{ws / 'mlflow.db'}")
+        # four DuckDB threads whatever the machine: float sums added in another order each
+        # run must not reach the features, the sample or the weights
+        settings = get_settings(
+            workspace=ws, mlflow_tracking_uri=f"sqlite:///{ws / 'mlflow.db'}", duckdb_threads=4
+        )
         # no Optuna trials: on this 1,500-taxpayer world (136 examples) two trials early-stop
         # at one tree, a model constant on the validation audits, which would reproduce
         # trivially; the fixed parameters grow 300 trees. Optuna's own reproducibility (same
@@ -166,3 +170,26 @@ def test_train_twice_gives_the_same_model(
         figures = {k: v for k, v in result.metrics.items() if not k.startswith("time.")}
         assert figures == {k: v for k, v in first.metrics.items() if not k.startswith("time.")}
         assert result.bias_method == first.bias_method
+
+
+@pytest.mark.slow
+def test_training_set_and_weights_identical_on_four_threads(demo_world: Path) -> None:
+    """The training set, its population sample and the selection weights, built twice from
+    the same files on four DuckDB threads (``train``'s engine is the settings' connection),
+    are bit-identical: float sums added in another order each run must not reach them. With
+    the sums unrounded the features differ by a few hundred cells from build to build."""
+    from taxrisk.features.tables import connect
+    from taxrisk.training.pipeline import _weights
+
+    cfg = load_config()
+    settings = get_settings(duckdb_threads=4)
+    built = []
+    for _ in range(2):
+        tables = load_folder(demo_world, con=connect(settings), as_of=AS_OF, profile=False).tables
+        ts = build_training_set(tables, AS_OF, population_sample=300, seed=cfg.seed)
+        built.append((ts, _weights(ts, cfg)))
+    (first, w1), (second, w2) = built
+    assert first.population is not None and len(first.X) > 100 and w1 is not None
+    pd.testing.assert_frame_equal(second.X, first.X, check_exact=True)
+    pd.testing.assert_frame_equal(second.population, first.population, check_exact=True)
+    assert w2 is not None and np.array_equal(w1, w2)
