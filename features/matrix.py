@@ -366,9 +366,24 @@ _MASKABLE = (ops.Sum, ops.Mean, ops.Min, ops.Max, ops.Count)
 
 def _declared_decimals(table: str, column: str) -> int | None:
     schema = SCHEMAS.get(table)
-    if schema is None:
+    if schema is None or column not in schema.column_names:
         return None
-    return next((c.decimals for c in schema.columns if c.name == column), None)
+    return schema.column(column).decimals
+
+
+#: operations whose value is one of their argument's (or its exact negation)
+_KEEPS_DECIMALS = (
+    ops.Negate,
+    ops.Cast,
+    ops.Abs,
+    ops.Min,
+    ops.Max,
+    ops.Arbitrary,
+    ops.ArgMin,
+    ops.ArgMax,
+    ops.First,
+    ops.Last,
+)
 
 
 class _Grid:
@@ -414,10 +429,8 @@ class _Grid:
                 if isinstance(v, int | bool) or (isinstance(v, float) and v.is_integer())
                 else None
             )
-        if isinstance(node, ops.Negate | ops.Cast | ops.Abs | ops.Min | ops.Max | ops.Arbitrary):
-            return self.of(node.arg)
-        if isinstance(node, ops.ArgMin | ops.ArgMax | ops.First | ops.Last):
-            return self.of(node.arg)
+        if isinstance(node, _KEEPS_DECIMALS):
+            return self.of(node.arg)  # type: ignore[attr-defined]
         if isinstance(node, ops.Round) and isinstance(node.digits, ops.Literal):
             return int(node.digits.value)
         if isinstance(node, ops.Add | ops.Subtract):
@@ -482,8 +495,8 @@ def masked_reductions(t: ir.Table) -> ir.Table:
 def source_table(src: Source, ctx: Context) -> ir.Table:
     """A source's aggregates keyed ``(as_of, taxpayer_id)`` for the dates of ``ctx``
     (coarser-grained sources are computed once per snapped date and mapped back), its
-    filtered reductions masked and its sums of money rounded to the fen
-    (:func:`masked_reductions`)."""
+    filtered reductions masked and its sums of recorded values (money, quantities) rounded
+    to their grid (:func:`masked_reductions`)."""
     if src.granularity == "day":
         return masked_reductions(src.build(ctx))
     agg = masked_reductions(src.build(ctx.snapped(src.granularity))).rename(_snap="as_of")

@@ -76,8 +76,6 @@ from .validation import (
 )
 
 if TYPE_CHECKING:
-    import ibis
-
     from taxrisk.settings import Settings
 
 __all__ = ["TrainResult", "train"]
@@ -134,23 +132,6 @@ def _weights(ts: TrainingSet, cfg: TrainingConfig) -> np.ndarray | None:
     return propensity_weights(p, cfg.max_weight)
 
 
-def _engine(settings: Settings) -> ibis.BaseBackend:
-    """The DuckDB connection training reads and features on, from the settings (threads,
-    memory, spill).
-
-    It ran on ONE thread until the features were made exact: parallel aggregation added
-    floats in an order that changed from run to run (on city-20k, 22,691 feature cells
-    differing in the last bits, 113 an exact 0 in one run and 1e-16 in the other, which
-    LightGBM bins apart, and selection weights up to 2.6 apart). Sums of recorded values are
-    now rounded to their grid (docs/decisions.md, "Reproducible features"): on city-20k the
-    training set, the population sample and the weights are bit-identical on 1, 2 and 4
-    threads, and the training set takes 32-34 s on 2 threads against 45-47 s on one.
-    """
-    from taxrisk.features.tables import connect
-
-    return connect(settings)
-
-
 def _fit(
     X: pd.DataFrame,
     ex: pd.DataFrame,
@@ -184,6 +165,7 @@ def train(
     import mlflow
     from mlflow import MlflowClient
     from taxrisk.features.loading import load_validated
+    from taxrisk.features.tables import connect
 
     from . import tracking
 
@@ -194,10 +176,12 @@ def train(
     data_dir = Path(data_dir)
     settings.ensure_workspace()
 
+    # the settings' connection, every thread: the features are exact in any order of
+    # addition (one thread until they were: docs/training.md, "Floating-point sums")
     loaded = load_validated(
         data_dir,
         snapshots=settings.snapshots_dir,
-        con=_engine(settings),
+        con=connect(settings),
         as_of=as_of,
         progress=progress,
     )
