@@ -9,11 +9,18 @@ import datetime as dt
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 import pytest
 from factory import world_frames
 from taxrisk.features.catalog import default_catalog
 from taxrisk.features.indicators._base import Family, Transform
-from taxrisk.features.matrix import _ROW, _gathered, build_matrix, masked_reductions
+from taxrisk.features.matrix import (
+    _ROW,
+    _each_column,
+    _gathered,
+    build_matrix,
+    masked_reductions,
+)
 from taxrisk.features.tables import Tables
 
 AS_OF = dt.date(2024, 3, 20)
@@ -175,3 +182,32 @@ def test_sums_of_recorded_values_are_exact_in_any_order() -> None:
     other = con.create_table("t_other", rows)
     plain = other.group_by("seller_id").aggregate(total=other.amount.sum())
     assert "ROUND(" not in ibis.to_sql(masked_reductions(plain))
+
+
+def test_the_hand_off_on_several_threads_is_the_one_thread_hand_off(tables: Tables) -> None:
+    """The matrix is handed to pandas column by column on Arrow's CPU threads; each thread
+    writes its own columns, so the frame is the one-thread frame to the bit (the default
+    build above ran on this machine's threads: at least two under the suite)."""
+    before = pa.cpu_count()
+    try:
+        pa.set_cpu_count(1)
+        one = build_matrix(tables, AS_OF)
+        pa.set_cpu_count(4)
+        four = build_matrix(tables, AS_OF)
+    finally:
+        pa.set_cpu_count(before)
+    assert one.shape[1] > 150
+    pd.testing.assert_frame_equal(four, one, check_exact=True)
+
+
+def test_an_error_placing_one_column_is_raised() -> None:
+    done: list[int] = []
+
+    def place(j: int) -> None:
+        if j == 3:
+            raise ValueError("column 3 does not cast")
+        done.append(j)
+
+    with pytest.raises(ValueError, match="column 3"):
+        _each_column(place, 8)
+    assert 3 not in done
