@@ -68,7 +68,8 @@ class Source:
     the previous month), and ``day`` sources are read again at the as-of date itself, their
     columns (and what reads them) replacing the information date's: an audit closed or a
     registry event dated during the as-of month counts from its date, for training examples
-    too (docs/training.md "Information dates"). Indicators on ``day`` sources must have
+    too (docs/training.md "Information dates"); a ``day`` source no benchmark, transform or
+    rank reads is built at the as-of date only. Indicators on ``day`` sources must have
     ``pct=False`` and a value line (percentiles are the information date's). ``zero_fill``:
     columns that are 0 (not null) for a taxpayer without rows: the table is present, so no
     row means none.

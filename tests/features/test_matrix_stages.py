@@ -13,12 +13,15 @@ import pyarrow as pa
 import pytest
 from factory import world_frames
 from taxrisk.features.catalog import default_catalog
-from taxrisk.features.indicators._base import Family, Transform
+from taxrisk.features.indicators._base import Benchmark, Family, Transform
 from taxrisk.features.matrix import (
     _ROW,
     _each_column,
     _gathered,
+    _Pipeline,
+    _reads,
     build_matrix,
+    build_with_timings,
     masked_reductions,
 )
 from taxrisk.features.tables import Tables
@@ -211,3 +214,56 @@ def test_an_error_placing_one_column_is_raised() -> None:
     with pytest.raises(ValueError, match="column 3"):
         _each_column(place, 8)
     assert 3 not in done
+
+
+def test_day_sources_no_statistic_reads_are_built_at_the_as_of_date_only(
+    tables: Tables, default: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``equity_tax`` and the other dated-record sources no benchmark, peer group or rank
+    reads are not built at the information date (their columns would be replaced at the
+    as-of date anyway); the matrix is the one built with every source at both dates."""
+    timings: dict[str, float] = {}
+    build_with_timings(tables, [AS_OF], timings)
+    assert {"equity_tax@as_of", "property_tax@as_of", "history@as_of"} <= set(timings)
+    assert not {"equity_tax", "property_tax", "history"} & set(timings)
+    # property's held area feeds the land-tax benchmark: built at both dates
+    assert {"property", "property@as_of"} <= set(timings)
+    monkeypatch.setattr(_Pipeline, "_built_later", lambda self: {})
+    every: dict[str, float] = {}
+    frame, _ = build_with_timings(tables, [AS_OF], every)
+    assert {"equity_tax", "history"} <= set(every)
+    assert default["equity_unmatched_24"].gt(0).any()
+    pd.testing.assert_frame_equal(default, frame.drop(columns="as_of").set_index("taxpayer_id"))
+
+
+def test_a_statistic_reading_a_day_source_has_it_built_at_the_information_date(
+    tables: Tables,
+) -> None:
+    """A benchmark or a transform's group statistic over a dated-record column needs the
+    information date's values: that source is built there again."""
+
+    def audits_per_industry(b: ibis.Table, c: object) -> ibis.Table:
+        per = b.group_by("industry").aggregate(_ind_audits=b.prior_audits.sum())
+        return b.left_join(per, "industry").drop("industry_right")
+
+    by_transform = _with(audits_per_industry)
+    later = set(_Pipeline(tables, [AS_OF], catalog=by_transform)._built_later())  # type: ignore[arg-type]
+    assert "history" not in later and "equity_tax" in later
+    family = Family(name="test_bench", order=65, benchmarks=(Benchmark("equity_unmatched_24"),))
+    by_benchmark = default_catalog().with_family(family)
+    later = set(_Pipeline(tables, [AS_OF], catalog=by_benchmark)._built_later())
+    assert "equity_tax" not in later and "history" in later
+    m = build_matrix(tables, AS_OF, catalog=by_benchmark)
+    assert m["ind_equity_unmatched_24_med"].notna().all()
+
+
+def test_reads_counts_every_use_but_passing_a_column_through() -> None:
+    t = ibis.table({"a": "float64", "b": "float64", "c": "string", "d": "int64"}, name="t")
+    assert _reads(t.select("a", "b", x="c"), t) == set()
+    assert _reads(t.mutate(e=t.a + 1.0), t) == {"a"}
+    assert _reads(t.filter(t.d > 0), t) == {"d"}
+    m = t.mutate(e=1.0)  # passed through, then grouped and summed
+    assert _reads(m.group_by("c").aggregate(s=m.b.sum()), t) == {"b", "c"}
+    assert _reads(t.mutate(r=t.a.rank().over(group_by=t.c)), t) == {"a", "c"}
+    u = ibis.table({"c": "string", "v": "float64"}, name="u")
+    assert _reads(t.left_join(u, t.d.cast("string") == u.c), t) == {"d"}
