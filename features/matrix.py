@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -92,7 +92,6 @@ _INTERNAL = {"registered_on", "county_id", "industry_model"}
 #: columns a stage leaves unchanged are read from the previous stage's Arrow table by it
 #: (:func:`_gathered`) instead of being copied through the engine again
 _ROW = "_row"
-_FLOAT64 = ibis.dtype("float64")
 #: :meth:`_Pipeline._built_later` by (catalog, config, tables present)
 _BUILT_LATER: dict[tuple[int, str, frozenset[str]], tuple[Catalog, dict[str, sch.Schema]]] = {}
 
@@ -330,7 +329,8 @@ def _origins(rel: ops.Relation, name: str, base: ops.Relation, memo: dict) -> fr
     """The columns of ``base`` that column ``name`` of ``rel`` is, unchanged: through
     references, projections, joins, unions and the relations that keep their parent's
     values (filters, sorts, limits, distinct); empty for a computed column (its
-    computation reads its own inputs, see :func:`_reads`)."""
+    computation reads its own inputs, see :func:`_reads`). Looser than :func:`_trace`, which
+    also needs the rows kept (no distinct, no limit) for a value to be read by row id."""
     key = (rel, name)
     if key in memo:
         return memo[key]  # type: ignore[no-any-return]
@@ -355,16 +355,6 @@ def _origins(rel: ops.Relation, name: str, base: ops.Relation, memo: dict) -> fr
     return out
 
 
-def _flat(args: object) -> Iterator[object]:
-    if isinstance(args, tuple | list):
-        for a in args:
-            yield from _flat(a)
-    elif isinstance(args, Mapping):
-        yield from _flat(tuple(args.values()))
-    else:
-        yield args
-
-
 def _reads(expr: ir.Table, base: ir.Table) -> set[str]:
     """The columns of ``base`` that ``expr`` reads: every use of one (in a value, a filter,
     a group key, a join predicate, a sort or window key) but passing it through unchanged
@@ -377,7 +367,7 @@ def _reads(expr: ir.Table, base: ir.Table) -> set[str]:
     for node in expr.op().find(ops.Node):
         if isinstance(node, ops.Project | ops.JoinChain):
             continue  # bare fields pass through; computed values are nodes of their own
-        for arg in _flat(node.__args__):
+        for arg in node.__children__:  # its arguments' nodes, collections flattened
             if isinstance(arg, ops.Field):
                 out |= _origins(arg.rel, arg.name, target, memo)
     return out
@@ -871,8 +861,8 @@ class _Pipeline:
         )
         columns = dict(_norms(ctx, joined, cat.norms).schema().items())
         for d in cat.derived:
-            columns.setdefault(d.name, _FLOAT64)
-        base = ibis.table(sch.Schema(columns), name="_taxrisk_base_schema")
+            columns.setdefault(d.name, "float64")
+        base = ibis.table(ibis.schema(columns), name="_taxrisk_base_schema")
         step = _benchmarks(base, cat, cfg)
         for tr in cat.transforms:  # as :meth:`_ranks` does, with windows
             out = tr.fn(step, cfg)
