@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import ibis
+import ibis.expr.datatypes as dt_
 import ibis.expr.operations as ops
 import ibis.expr.schema as sch
 import ibis.expr.types as ir
@@ -437,7 +438,6 @@ def _declared_decimals(table: str, column: str) -> int | None:
 #: operations whose value is one of their argument's (or its exact negation)
 _KEEPS_DECIMALS = (
     ops.Negate,
-    ops.Cast,
     ops.Abs,
     ops.Min,
     ops.Max,
@@ -454,8 +454,10 @@ class _Grid:
     the contract tables' columns declared with ``decimals``
     (:class:`~taxrisk.features.schema.Column`; the loaders register each table under its
     contract name) through the relations and the exact operations on them: a negation,
-    cast, minimum or maximum keeps the decimals, a sum or difference the finer, a product
-    their sum; a division or any other function is off the grid."""
+    minimum or maximum keeps the decimals, a sum or difference the finer, a product their
+    sum; a cast keeps them to a float64 or a decimal type (to at most its scale), makes an
+    integer of them (0) and loses them to anything else (a float32 holds a fen amount only
+    to about 7 digits); a division or any other function is off the grid."""
 
     def __init__(self) -> None:
         self._memo: dict[ops.Node, int | None] = {}
@@ -494,6 +496,8 @@ class _Grid:
             )
         if isinstance(node, _KEEPS_DECIMALS):
             return self.of(node.arg)  # type: ignore[attr-defined]
+        if isinstance(node, ops.Cast):
+            return _cast_places(self.of(node.arg), node.to)
         if isinstance(node, ops.Round) and isinstance(node.digits, ops.Literal):
             return int(node.digits.value)
         if isinstance(node, ops.Add | ops.Subtract):
@@ -507,6 +511,19 @@ class _Grid:
             branches = (node.true_expr, node.false_null_expr)
             return self._join([self.of(v) for v in branches if not _is_null(v)])
         return None
+
+
+def _cast_places(places: int | None, to: dt_.DataType) -> int | None:
+    """The decimals of a value on a grid of ``places`` cast to ``to`` (see :class:`_Grid`)."""
+    if places is None:
+        return None
+    if to.is_integer():
+        return 0
+    if to.is_float64():
+        return places
+    if to.is_decimal() and to.scale is not None:  # type: ignore[attr-defined]
+        return min(places, to.scale)  # type: ignore[attr-defined]
+    return None
 
 
 def _is_null(node: ops.Node) -> bool:
@@ -526,6 +543,8 @@ def _rewrite_reductions() -> Callable[[ops.Node, dict | None], ops.Node]:
             places = grid.of(node.arg)
             if places is not None:
                 total = ops.Round(ops.Sum(node.arg, where=None), places)
+                if places == 0:  # Ibis types a round to 0 digits as an integer: keep the float
+                    total = ops.Cast(total, node.dtype)
                 if isinstance(node, ops.Sum):
                     return total
                 return ops.Divide(total, ops.Count(node.arg, where=None))

@@ -6,6 +6,7 @@ the matrix is the same whatever a stage does to the rows or to a column in place
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import ibis
 import pandas as pd
@@ -185,6 +186,30 @@ def test_sums_of_recorded_values_are_exact_in_any_order() -> None:
     other = con.create_table("t_other", rows)
     plain = other.group_by("seller_id").aggregate(total=other.amount.sum())
     assert "ROUND(" not in ibis.to_sql(masked_reductions(plain))
+
+
+def test_a_cast_keeps_the_grid_only_where_the_type_holds_it() -> None:
+    """A fen amount cast to float64 or to a decimal type is still on the fen grid (its sum
+    is rounded), to an integer on the unit grid; cast to float32 it is no longer exact (about
+    7 digits), so its sum is left as added."""
+    con = ibis.duckdb.connect()
+    inv = con.create_table(
+        "invoices", pd.DataFrame({"seller_id": ["a", "a"], "amount": [0.1, 0.2]})
+    )
+
+    def rounds(value: ibis.Value) -> int | None:  # the decimals its sum is rounded to
+        agg = masked_reductions(inv.group_by("seller_id").aggregate(s=value.sum()))
+        assert agg.s.type().is_float64()  # a round to 0 digits included
+        found = re.search(r"ROUND\(SUM\(.*\), (\d+)\)", ibis.to_sql(agg), re.S)
+        return None if found is None else int(found.group(1))
+
+    assert rounds(inv.amount) == 2
+    assert rounds(inv.amount.cast("float64")) == 2
+    assert rounds(inv.amount.cast("decimal(12, 1)").cast("float64")) == 1
+    assert rounds(inv.amount.cast("int64").cast("float64")) == 0
+    assert rounds(inv.amount.cast("float32").cast("float64")) is None
+    got = masked_reductions(inv.group_by("seller_id").aggregate(s=inv.amount.cast("float64").sum()))
+    assert got.to_pandas().s.tolist() == [0.3]
 
 
 def test_the_hand_off_on_several_threads_is_the_one_thread_hand_off(tables: Tables) -> None:
