@@ -102,15 +102,15 @@ def run(
         loaded = load_validated(
             folder, snapshots=settings.snapshots_dir, con=connect(settings), as_of=as_of
         )
-        out["load_s"] = round(time.perf_counter() - t0, 2)
+    else:
+        loaded = load_folder(folder, con=connect(settings), as_of=as_of)
+    out["load_s"] = round(time.perf_counter() - t0, 2)
+    if validated:
         out["snapshot"] = loaded.snapshot is not None
         if loaded.snapshot is not None:
             # after timing the load: reading 3 GB of evicted files is not the load's cost
             snap_files = sorted(loaded.snapshot.path.glob("*.parquet"))
             out["warmed_snapshot_gb"] = round(warm(snap_files), 2)
-    else:
-        loaded = load_folder(folder, con=connect(settings), as_of=as_of)
-        out["load_s"] = round(time.perf_counter() - t0, 2)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     matrix, off = build_with_timings(loaded.tables, [as_of], timings)

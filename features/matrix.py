@@ -543,7 +543,7 @@ def _rewrite_reductions() -> Callable[[ops.Node, dict | None], ops.Node]:
             places = grid.of(node.arg)
             if places is not None:
                 total = ops.Round(ops.Sum(node.arg, where=None), places)
-                if places == 0:  # Ibis types a round to 0 digits as an integer: keep the float
+                if total.dtype != node.dtype:  # Ibis types a round to 0 digits as int64
                     total = ops.Cast(total, node.dtype)
                 if isinstance(node, ops.Sum):
                     return total
