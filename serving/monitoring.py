@@ -4,7 +4,13 @@
 Series) to keep with a scoring run. Per numeric column: the decile edges of its non-null
 values (quantiles 0.1 .. 0.9, deduplicated; the bins are ``(-inf, e_1], (e_1, e_2], ...,
 (e_k, +inf)``: the infinite ends are implied, not stored, so that the profile is strict
-JSON), the share of all rows in each bin and the null share. Per categorical column
+JSON), the share of all rows in each bin and the null share. An edge is placed halfway
+into the gap between the values it separates (above the largest value, as far as the gap
+below it; a single value keeps its edge on it): the split of the reference is the one the
+quantile makes, but a column with few distinct values (a flag, an industry median: one
+value per industry) does not move whole groups across an edge that sat on their value when
+the value changes by less than half a gap, such as a rounding's last bit or a month's small
+drift. Per categorical column
 (category, string, object or bool dtype): the share of each category and the null share.
 Shares are of all rows, so each column's shares and null share sum to 1.
 
@@ -71,6 +77,30 @@ def _numeric_bins(values: np.ndarray, edges: list[float]) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) + 1)
 
 
+def _edges(finite: np.ndarray) -> list[float]:
+    """The decile edges of ``finite`` (non-null values) moved into the gaps between the
+    values (see the module docstring): the same split of these values, so the same shares."""
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return []
+    distinct = np.unique(finite)
+    q = np.unique(np.quantile(finite, _DECILES))
+    # each edge splits the values into <= e and > e: put it halfway between the largest
+    # value at or below it and the smallest above it
+    at = np.searchsorted(distinct, q, side="right")  # the first distinct value above e
+    below = distinct[at - 1]
+    edges = []
+    for lo, i in zip(below, at, strict=True):
+        if i < len(distinct):
+            hi = distinct[i]
+        elif len(distinct) > 1:  # the largest value: as far above it as the gap below it
+            hi = lo + (lo - distinct[-2])
+        else:  # one value: the edge stays on it
+            hi = lo
+        edges.append(float(lo + (hi - lo) / 2))
+    return [e for e in sorted(set(edges)) if math.isfinite(e)]
+
+
 def _profile_column(s: pd.Series) -> dict[str, Any]:
     n = len(s)
     null = s.isna().to_numpy()
@@ -82,11 +112,7 @@ def _profile_column(s: pd.Series) -> dict[str, Any]:
         return {"kind": "categorical", "shares": shares, "null_share": null_share}
     values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
     finite = values[~np.isnan(values)]
-    if len(finite):
-        q = np.quantile(finite, _DECILES)
-        edges = [float(e) for e in np.unique(q) if math.isfinite(e)]
-    else:
-        edges = []
+    edges = _edges(finite)
     counts = _numeric_bins(finite, edges)
     return {
         "kind": "numeric",

@@ -52,7 +52,9 @@ def test_profile_is_strict_json_and_shares_sum_to_one() -> None:
     assert ratio["edges"] == sorted(ratio["edges"])
     np.testing.assert_allclose(ratio["shares"], 0.1, atol=1e-3)  # deciles
     flag = p["columns"]["vat_burden__fired"]
-    assert flag["edges"] == [0.0, 1.0] and len(flag["shares"]) == 3  # unique edges
+    # unique edges, each halfway into the gap it sits in (above 1: as far as the gap below)
+    assert flag["edges"] == [0.5, 1.5] and len(flag["shares"]) == 3
+    assert flag["shares"][2] == 0.0
     assert p["columns"]["constant"]["edges"] == [3.0]
     assert p["columns"]["empty"] == {
         "kind": "numeric",
@@ -84,6 +86,26 @@ def test_psi_flags_a_shifted_column() -> None:
     assert out.at["ratio", "psi"] > 0.25 and out.at["ratio", "reading"] == "shift"
     assert out.drop(index="ratio")["psi"].max() < 1e-12
     assert out.index[0] == "ratio"  # sorted by descending psi
+
+
+def test_psi_does_not_flip_on_a_group_constant_column() -> None:
+    """An industry median is one value per industry: with the decile edges on those values,
+    a change in the last bits (or a small drift) moved whole industries across an edge
+    (PSI 2.06, "shift", on this data before the edges moved into the gaps)."""
+    rng = np.random.default_rng(5)
+    k = 40
+    sizes = np.maximum((3000 / np.arange(1, k + 1) ** 1.1).astype(int), 5)  # a few large
+    values = rng.permutation(0.05 + 0.01 * np.arange(k))  # gaps of 0.01
+    ref = pd.DataFrame({"ind_vat_burden_med": values[np.repeat(np.arange(k), sizes)]})
+    prof = profile(ref)
+    col = prof["columns"]["ind_vat_burden_med"]
+    # the split is the quantiles': every edge halfway between two industries' values
+    assert all(abs((e - 0.055) / 0.01 - round((e - 0.055) / 0.01)) < 1e-9 for e in col["edges"])
+    for cur in (ref * (1 + 1e-12), ref + 0.004, ref - 0.004):
+        assert psi(prof, cur).at[0, "psi"] == 0.0
+    # a real shift still reads as one
+    moved = psi(prof, ref * 2)
+    assert moved.at[0, "psi"] > 0.25 and moved.at[0, "reading"] == "shift"
 
 
 def test_psi_formula_with_the_floor() -> None:
