@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -186,6 +187,15 @@ def load_folder(
         t0 = time.perf_counter()
         out = sink(name) if sink is not None else None
         extra_cols = [c for c in columns if c not in schema.column_names]
+        # what the file is, the same whichever way its rows are counted below
+        counted = partial(
+            TableCounts,
+            table=name,
+            path=file,
+            format=file.suffix.lower().lstrip("."),
+            extra_columns=extra_cols,
+            missing_columns=absent,
+        )
         streamed: int | None = None
         try:
             if out is not None and _streamable(schema):
@@ -204,15 +214,7 @@ def load_folder(
                 f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT * FROM read_parquet({sql_str(out)})"
             )
             tables[name] = con.table(name)
-            tc = TableCounts(
-                table=name,
-                path=file,
-                rows_in=streamed,
-                rows_used=streamed,
-                format=file.suffix.lower().lstrip("."),
-                extra_columns=extra_cols,
-                missing_columns=absent,
-            )
+            tc = counted(rows_in=streamed, rows_used=streamed)
             tc.not_yet_known, tc.superseded = as_of_counts(tables[name], as_of)
             if profile:
                 tc.null_counts, tc.ranges = file_profile(con, out, schema)
@@ -232,9 +234,7 @@ def load_folder(
             set_checks(con, stage, schema, checks, loaded=set(counts))
             t2 = time.perf_counter()
             tally = count_rows(con, stage, schema, checks, as_of, profile=profile)
-            tc = TableCounts(
-                table=name,
-                path=file,
+            tc = counted(
                 rows_in=tally.rows_in,
                 rows_used=tally.used,
                 quarantined=tally.quarantined,
@@ -242,9 +242,6 @@ def load_folder(
                 superseded=tally.superseded,
                 null_counts=tally.nulls,
                 ranges=tally.ranges,
-                format=file.suffix.lower().lstrip("."),
-                extra_columns=extra_cols,
-                missing_columns=absent,
             )
             if quarantine_dir is not None and tc.quarantined:
                 tc.quarantine_file = Path(quarantine_dir) / f"{name}.csv"
