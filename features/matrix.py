@@ -1153,7 +1153,8 @@ def _to_frame(
         return t.column(c)
 
     as_of = pd.to_datetime(raw("as_of").to_pandas()).dt.date
-    order = pa.table({"a": pa.array(as_of.to_numpy(), pa.date32()), "t": raw("taxpayer_id")})
+    tid = raw("taxpayer_id")
+    order = pa.table({"a": pa.array(as_of.to_numpy(), pa.date32()), "t": tid})
     perm = pc.sort_indices(order, [("a", "ascending"), ("t", "ascending")]).to_numpy()
     if src:
         ids = t.column(_ROW).take(perm)
@@ -1185,13 +1186,15 @@ def _to_frame(
         _each_column(place, len(cols))
         return pd.DataFrame(out, columns=cols, copy=False)
 
-    def text(c: str) -> pd.Series:
-        return raw(c).take(perm).to_pandas()
+    def text(c: str) -> pd.Series:  # one take: a gathered column at the sorted row ids
+        if c in src:
+            return _take(source.column(src[c]), ids).to_pandas()  # type: ignore[union-attr]
+        return t.column(c).take(perm).to_pandas()
 
     head = pd.DataFrame(
         {
             "as_of": as_of.to_numpy()[perm],
-            "taxpayer_id": text("taxpayer_id").astype(str),
+            "taxpayer_id": tid.take(perm).to_pandas().astype(str),
             **{c: text(c).astype("category") for c in CATEGORICAL},
         }
     )

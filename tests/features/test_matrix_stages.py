@@ -21,6 +21,7 @@ from taxrisk.features.matrix import (
     _gathered,
     _Pipeline,
     _reads,
+    _to_frame,
     build_matrix,
     build_with_timings,
     masked_reductions,
@@ -226,6 +227,51 @@ def test_the_hand_off_on_several_threads_is_the_one_thread_hand_off(tables: Tabl
         pa.set_cpu_count(before)
     assert one.shape[1] > 150
     pd.testing.assert_frame_equal(four, one, check_exact=True)
+
+
+def test_the_hand_off_reads_gathered_columns_at_their_row_ids() -> None:
+    """Columns left in a stage's Arrow table (text, numbers, flags) are read at the collected
+    rows' ids, once, in the frame's (as_of, taxpayer_id) order; a row without an id (a
+    taxpayer registered after the information date) gets nulls there."""
+    stage = pa.table(
+        {
+            "taxpayer_id": ["T3", "T1", "T2"],
+            "industry": ["C", "A", "B"],
+            "x": [30.0, 10.0, None],
+            "v__fired": pa.array([1, 0, None], pa.int8()),
+        }
+    )
+    d = dt.date(2024, 3, 20)
+    collected = pa.table(
+        {
+            "as_of": [d, d, d, d],
+            "y": [4.0, 3.0, 2.0, 1.0],
+            _ROW: pa.array([None, 0, 2, 1], pa.int64()),
+            "taxpayer_id": ["T4", "T3", "T2", "T1"],
+            "unit_id": ["U4", "U3", "U2", "U1"],  # computed: read in the collected order
+            "taxpayer_type": ["general"] * 4,
+            "collection_method": ["audit"] * 4,
+        }
+    )
+    src = {"industry": "industry", "x": "x", "v__fired": "v__fired"}
+    out = _to_frame(collected, ["y"], (stage, src))
+    assert out["taxpayer_id"].tolist() == ["T1", "T2", "T3", "T4"]
+    assert out["industry"].astype(object).where(out["industry"].notna(), None).tolist() == [
+        "A",
+        "B",
+        "C",
+        None,
+    ]
+    assert out["unit_id"].tolist() == ["U1", "U2", "U3", "U4"]
+    assert out["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert out["x"].tolist()[:1] == [10.0] and out["x"].isna().tolist() == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert out.loc[2, "x"] == 30.0
+    assert out["v__fired"].tolist() == [0, 0, 1, 0] and out["v__fired"].dtype == "int8"
 
 
 def test_an_error_placing_one_column_is_raised() -> None:
