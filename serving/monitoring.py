@@ -10,7 +10,7 @@ below it; a single value keeps its edge on it): the split of the reference is th
 quantile makes, but a column with few distinct values (a flag, an industry median: one
 value per industry) does not move whole groups across an edge that sat on their value when
 the value changes by less than half a gap, such as a rounding's last bit or a month's small
-drift. Per categorical column
+drift. Infinite values fall in the end bins but do not place edges. Per categorical column
 (category, string, object or bool dtype): the share of each category and the null share.
 Shares are of all rows, so each column's shares and null share sum to 1.
 
