@@ -13,7 +13,7 @@ and run on DuckDB and PySpark alike.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,10 +166,23 @@ class Tables:
         t = self["taxpayers"]
         return t.filter(is_active(t, as_of))
 
-    def known(self, name: str, as_of: dt.date) -> ir.Table:
-        """Rows of ``name`` known at ``as_of`` (CONTRACT as-of rule), latest version only."""
-        t = self[name]
+    def known(
+        self, name: str, as_of: dt.date, *, columns: Sequence[str] | None = None
+    ) -> ir.Table:
+        """Rows of ``name`` known at ``as_of`` (CONTRACT as-of rule), latest version only;
+        ``columns``: only these (see :meth:`narrow`)."""
+        t = self[name] if columns is None else self.narrow(name, columns)
         return t.filter(in_force(t, as_of))
+
+    def narrow(self, name: str, columns: Sequence[str]) -> ir.Table:
+        """``name`` with only ``columns`` and those the as-of rule reads (``known_on``, and
+        ``superseded_on`` where the table has it), in the table's order."""
+        t = self[name]
+        keep = {*columns, "known_on", "superseded_on"}
+        missing = [c for c in columns if c not in t.columns]
+        if missing:
+            raise KeyError(f"{name}: no column {', '.join(missing)}")
+        return t.select(*[c for c in t.columns if c in keep])
 
     @classmethod
     def from_frames(cls, frames: Mapping[str, Any], con: ibis.BaseBackend | None = None) -> Tables:

@@ -425,15 +425,26 @@ class Context:
     def has(self, *names: str) -> bool:
         return all(n in self.tables for n in names)
 
-    def window(self, name: str, months: int, *, period: str = "period") -> ir.Table:
+    def window(
+        self,
+        name: str,
+        months: int,
+        *,
+        period: str = "period",
+        columns: Sequence[str] | None = None,
+    ) -> ir.Table:
         """Rows of ``name`` known at each as-of date, with ``period`` in the ``months`` months
         before the as-of month; adds ``as_of`` and ``k`` (1 = the month before the as-of
-        month)."""
+        month). ``columns``: only these of the table's columns (and ``period``), selected
+        before the rows are filtered: two windows of the same table with different
+        ``columns`` are two reads, not one relation the query shares (see
+        :func:`.invoices.invoices_source`)."""
         if months not in WINDOWS:
             raise ValueError(f"window of {months} months: use one of {WINDOWS}")
         if self.single is not None:
             row = self.frame.iloc[0]
-            t = self.tables.known(name, self.single)
+            cols = None if columns is None else [*columns, period]
+            t = self.tables.known(name, self.single, columns=cols)
             t = t.filter(t[period] >= row[f"lo_{months}"], t[period] < row["m0"])
             # the date and its reference month as literals: the engine folds the month's
             # year and month once, not per row (with a cross join to the dates they are
@@ -442,7 +453,7 @@ class Context:
             return t.mutate(as_of=ibis.literal(self.single, "date"), k=month_diff(m0, t[period]))
         # many dates: an equi-join on the period against a (date, period) grid, then the
         # as-of rule as a filter (engines run this as a hash join)
-        t = self.tables[name]
+        t = self.tables[name] if columns is None else self.tables.narrow(name, [*columns, period])
         g = self._grid(months)
         j = t.join(g, t[period] == g._period)
         return j.filter(in_force(j, j.as_of)).drop("_period")

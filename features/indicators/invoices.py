@@ -60,13 +60,17 @@ def _in_aggregates(w: ir.Table) -> ir.Table:
 
 
 def invoices_source(ctx: Context) -> ir.Table:
-    """Both sides of every taxpayer from one read of the 13-month invoice window: the
-    seller and buyer aggregates of the same window expression, joined in full (a taxpayer
-    only sells or only buys has nulls on the other side; the zero-filled ones become 0 on
-    the base as with two separate sources). One query, so the engine reads the invoices
-    once for both group-bys (the largest table: two scans were the two slowest sources)."""
-    w = ctx.window("invoices", 13)
-    out, inn = _out_aggregates(w), _in_aggregates(w)
+    """Both sides of every taxpayer over the 13-month invoice window: the seller and buyer
+    aggregates, joined in full (a taxpayer who only sells or only buys has nulls on the
+    other side; the zero-filled ones become 0 on the base as with two separate sources).
+    One query, but each side reads its own columns of the window: one window expression
+    shared by both group-bys is a common subquery the engine materialises (DuckDB: the 34M
+    rows of the window at 1M taxpayers, 2 GB, a third of the source's time in fresh memory),
+    while two reads of the file are each a streaming scan."""
+    sides = ("amount", "tax")
+    w_out = ctx.window("invoices", 13, columns=("seller_id", *sides))
+    w_in = ctx.window("invoices", 13, columns=("buyer_id", *sides))
+    out, inn = _out_aggregates(w_out), _in_aggregates(w_in)
     inn = inn.rename(_i_as_of="as_of", _i_id="taxpayer_id")
     j = out.outer_join(inn, [out.as_of == inn._i_as_of, out.taxpayer_id == inn._i_id])
     return j.select(

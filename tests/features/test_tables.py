@@ -144,3 +144,66 @@ def test_in_force_keeps_the_latest_version_known() -> None:
     assert at(dt.date(2024, 1, 10)) == [1, 3]
     assert at(dt.date(2024, 3, 4)) == [1, 3]
     assert at(dt.date(2024, 3, 5)) == [2, 3]
+
+
+def _versioned_returns() -> Tables:
+    """Two VAT return versions of one month (the first superseded on 2024-03-05), a later
+    month, and a month outside a 3-month window of 2024-04."""
+    from taxrisk.features.tables import known_on_expr
+
+    rows = pd.DataFrame(
+        {
+            "taxpayer_id": ["a", "a", "a", "b"],
+            "period": ["2024-02", "2024-02", "2024-03", "2023-10"],
+            "sales": [10.0, 12.0, 7.0, 1.0],
+            "output_tax": [1.3, 1.56, 0.91, 0.13],
+            "input_tax": [0.5, 0.5, 0.2, 0.0],
+            "input_tax_transferred_out": [0.0] * 4,
+            "tax_payable": [0.8, 1.06, 0.71, 0.13],
+            "credit_carried_forward": [0.0] * 4,
+            "filed_on": ["2024-03-01", "2024-03-05", "2024-05-10", "2023-11-10"],
+        }
+    )
+    tables = Tables.from_frames({"vat_returns": rows})
+    t = tables["vat_returns"]
+    first = (t.period == dt.date(2024, 2, 1)) & (t.sales == 10.0)
+    versioned = t.mutate(
+        known_on=known_on_expr(t, SCHEMAS["vat_returns"]),
+        superseded_on=ibis.ifelse(first, ibis.date(2024, 3, 5), ibis.null("date")),
+    )
+    tables.tables["vat_returns"] = tables.con.create_table("vat_v", versioned, overwrite=True)
+    return tables
+
+
+@pytest.mark.parametrize(
+    "dates", [[dt.date(2024, 4, 30)], [dt.date(2024, 3, 4), dt.date(2024, 4, 30)]]
+)
+def test_a_window_of_some_columns_has_the_windows_rows(dates: list[dt.date]) -> None:
+    """``window(..., columns=)`` keeps the as-of rule (known, latest version) and the period
+    bounds: the same rows as the whole window, with only those columns (plus the as-of rule's
+    and the window's own)."""
+    from taxrisk.features.indicators._base import Context
+
+    ctx = Context.create(_versioned_returns(), dates)
+    keys = ["as_of", "taxpayer_id", "period", "sales", "k"]
+    whole = ctx.window("vat_returns", 3).select(*keys).to_pandas()
+    some = ctx.window("vat_returns", 3, columns=("taxpayer_id", "sales"))
+    assert "output_tax" not in some.columns and "filed_on" not in some.columns
+    got = some.select(*keys).to_pandas()
+    order = ["as_of", "taxpayer_id", "period", "sales"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(order).reset_index(drop=True),
+        whole.sort_values(order).reset_index(drop=True),
+    )
+    # on 2024-04-30 the amended February (12.0) is in force, not the first version, and
+    # March is not filed yet; October 2023 is outside the window
+    last = got[pd.to_datetime(got["as_of"]).dt.date == dt.date(2024, 4, 30)]
+    assert sorted(last["sales"]) == [12.0]
+
+
+def test_a_window_of_an_unknown_column_names_it() -> None:
+    from taxrisk.features.indicators._base import Context
+
+    ctx = Context.create(_versioned_returns(), [dt.date(2024, 4, 30)])
+    with pytest.raises(KeyError, match="vat_returns: no column amount"):
+        ctx.window("vat_returns", 3, columns=("taxpayer_id", "amount"))
