@@ -166,9 +166,7 @@ class Tables:
         t = self["taxpayers"]
         return t.filter(is_active(t, as_of))
 
-    def known(
-        self, name: str, as_of: dt.date, *, columns: Sequence[str] | None = None
-    ) -> ir.Table:
+    def known(self, name: str, as_of: dt.date, *, columns: Sequence[str] | None = None) -> ir.Table:
         """Rows of ``name`` known at ``as_of`` (CONTRACT as-of rule), latest version only;
         ``columns``: only these (see :meth:`narrow`)."""
         t = self[name] if columns is None else self.narrow(name, columns)
