@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         pred = pd.DataFrame({"expected_yield": s, "probability": p}, index=matrix.index)
         return rank_predictions(pred, unit, levels)
 
-    model_pred = result.model.predict(feats)
+    # the matrix as scoring gives it (serving.scoring): the model takes its own columns of it
+    # (the undated registry attributes are in the matrix, not among the model's inputs)
+    model_pred = result.model.predict(feats, allow_extra=True)
     rankings = {
         "model": as_ranking(model_pred["expected_yield"], model_pred["probability"].to_numpy()),
         "model (probability only)": as_ranking(model_pred["probability"]),
