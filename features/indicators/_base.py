@@ -441,9 +441,9 @@ class Context:
         :func:`.invoices.invoices_source`)."""
         if months not in WINDOWS:
             raise ValueError(f"window of {months} months: use one of {WINDOWS}")
+        cols = None if columns is None else [*columns, period]
         if self.single is not None:
             row = self.frame.iloc[0]
-            cols = None if columns is None else [*columns, period]
             t = self.tables.known(name, self.single, columns=cols)
             t = t.filter(t[period] >= row[f"lo_{months}"], t[period] < row["m0"])
             # the date and its reference month as literals: the engine folds the month's
@@ -453,7 +453,7 @@ class Context:
             return t.mutate(as_of=ibis.literal(self.single, "date"), k=month_diff(m0, t[period]))
         # many dates: an equi-join on the period against a (date, period) grid, then the
         # as-of rule as a filter (engines run this as a hash join)
-        t = self.tables[name] if columns is None else self.tables.narrow(name, [*columns, period])
+        t = self.tables[name] if cols is None else self.tables.narrow(name, cols)
         g = self._grid(months)
         j = t.join(g, t[period] == g._period)
         return j.filter(in_force(j, j.as_of)).drop("_period")
