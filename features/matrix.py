@@ -36,6 +36,7 @@ collapse into at most one build per month, and each date's rows equal
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -586,6 +587,11 @@ def source_table(src: Source, ctx: Context) -> ir.Table:
     return m.join(agg, "_snap").drop("_snap")
 
 
+#: numbers the stage views registered on DuckDB, one name per registration in the process (a
+#: connection may hold the views of several pipelines)
+_VIEWS = itertools.count()
+
+
 class _Pipeline:
     """The matrix as a sequence of stages; each stage is materialised (on DuckDB an Arrow
     table registered as a view, elsewhere the engine's cached table) unless ``lazy``, in
@@ -719,8 +725,10 @@ class _Pipeline:
         return getattr(self._con, "name", None) == "duckdb"
 
     def _register(self, arrow: pa.Table) -> ir.Table:
-        """An Arrow table as a DuckDB view scanned in place, dropped by :meth:`_drop`."""
-        name = f"_taxrisk_stage_{id(arrow):x}"
+        """An Arrow table as a DuckDB view scanned in place, dropped by :meth:`_drop`. Each
+        registration has a name of its own (:data:`_VIEWS`), even of an Arrow table already
+        registered: named by the table, dropping one view dropped the other with it."""
+        name = f"_taxrisk_stage_{next(_VIEWS)}"
         self._con.con.register(name, arrow)  # type: ignore[attr-defined]
         self._arrow[name] = arrow
         return self._con.table(name)

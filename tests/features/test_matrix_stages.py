@@ -355,3 +355,37 @@ def test_the_invoice_sides_are_two_reads_not_one_shared_window(
     sql = ibis.to_sql(source_table(src, p.ctx), dialect="duckdb")
     assert not re.search(r"\bWITH\b", sql), sql[:400]
     assert len(re.findall(r'FROM (?:"\w+"\.)*"invoices" AS', sql)) == 2
+
+
+def test_one_arrow_table_registered_twice_is_two_views(tables: Tables) -> None:
+    """The percentile step registers the values stage's Arrow table again (numbered already):
+    dropping that second view must leave the stage's own view in place (views named by the
+    Arrow table were one name, and dropping one dropped both)."""
+    pipe = _Pipeline(tables, [AS_OF])
+    arrow = pa.table({"x": [1, 2, 3]})
+    first, second = pipe._register(arrow), pipe._register(arrow)
+    assert first.get_name() != second.get_name()
+    pipe._drop(second)
+    assert first.x.sum().execute() == 6
+    pipe._drop(first)
+    assert not _stage_views(tables)
+
+
+def test_a_build_releases_every_stage_it_holds(
+    tables: Tables, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every stage a build materialised is released at its end, none left behind on the
+    connection and none failing to release (the values stage did, once its view had been
+    dropped under it)."""
+    with caplog.at_level("DEBUG", logger="taxrisk.features.matrix"):
+        build_matrix(tables, AS_OF)
+    assert "could not release" not in caplog.text
+    assert not _stage_views(tables)
+
+
+def _stage_views(tables: Tables) -> list[str]:
+    """The stage views registered on ``tables``' DuckDB connection."""
+    rows = tables.con.con.sql(  # type: ignore[attr-defined]
+        "SELECT view_name FROM duckdb_views() WHERE view_name LIKE '_taxrisk_stage_%'"
+    ).fetchall()
+    return [r[0] for r in rows]
