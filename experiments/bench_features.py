@@ -7,8 +7,10 @@ snapshot files are): a bare DuckDB scan of every column of every contract table 
 (``max()`` of each column, so every value is read), loading (``load_folder``: reading,
 validation, typing; ``--validated``: the workspace's validated snapshot, as the commands read
 it), ``build_matrix`` as of the last month of the data (or ``--as-of``), per
-stage and source group (the slowest first), peak RSS of the process (DuckDB's memory
-included), and optionally (``--batch``) ``build_matrices`` over every audit selection date
+stage and source group (the slowest first), the build's user and system CPU seconds and
+minor page faults (``build_cpu``: on a VM that hands freed memory back to the host, the
+system time is the price of fresh memory, docs/decisions.md "perf9"), peak RSS of the
+process (DuckDB's memory included), and optionally (``--batch``) ``build_matrices`` over every audit selection date
 with ``pairs`` = the audited taxpayers (the training set). Prints a JSON summary. DuckDB is
 configured from the settings (``TAXRISK_DUCKDB_MEMORY_LIMIT``, spill to the workspace).
 """
@@ -35,6 +37,13 @@ from taxrisk.features.tables import connect
 from taxrisk.settings import get_settings
 
 log = logging.getLogger("bench_features")
+
+
+def cpu_now() -> tuple[float, float, int]:
+    """This process's user and system CPU seconds and minor page faults so far (every
+    thread's: DuckDB's and Arrow's included)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime, r.ru_minflt
 
 
 def peak_rss_gb() -> float:
@@ -111,9 +120,10 @@ def run(
             snap_files = sorted(loaded.snapshot.path.glob("*.parquet"))
             out["warmed_snapshot_gb"] = round(warm(snap_files), 2)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    cpu0, t0 = cpu_now(), time.perf_counter()
     matrix, off = build_with_timings(loaded.tables, [as_of], timings)
     build_s = time.perf_counter() - t0
+    user, system, faults = (b - a for a, b in zip(cpu0, cpu_now(), strict=True))
     out |= {
         "build_matrix_s": round(build_s, 2),
         "rows": len(matrix),
@@ -125,6 +135,12 @@ def run(
         # percentiles, flags + collect, pandas); their sum is build_matrix_s less overheads
         "stages_s": {k: round(v, 2) for k, v in timings.items()},
         "slowest": {k: round(v, 2) for k, v in sorted(timings.items(), key=lambda kv: -kv[1])[:8]},
+        "build_cpu": {
+            "user_s": round(user, 2),
+            "system_s": round(system, 2),
+            "cores_used": round((user + system) / build_s, 2),
+            "minor_faults": int(faults),
+        },
         "peak_rss_gb_after_build": round(peak_rss_gb(), 2),
     }
     fired = matrix[[c for c in matrix.columns if c.endswith("__fired")]].mean()
