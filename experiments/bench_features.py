@@ -11,8 +11,9 @@ stage and source group (the slowest first), the build's user and system CPU seco
 minor page faults (``build_cpu``: on a VM that hands freed memory back to the host, the
 system time is the price of fresh memory, docs/decisions.md "perf9"), peak RSS of the
 process (DuckDB's memory included), and optionally (``--batch``) ``build_matrices`` over
-every audit selection date with ``pairs`` = the audited taxpayers (the training set). Prints a JSON summary. DuckDB is
-configured from the settings (``TAXRISK_DUCKDB_MEMORY_LIMIT``, spill to the workspace).
+every audit selection date with ``pairs`` = the audited taxpayers (the training set). Prints
+a JSON summary. DuckDB is configured from the settings (``TAXRISK_DUCKDB_MEMORY_LIMIT``,
+spill to the workspace).
 """
 
 from __future__ import annotations

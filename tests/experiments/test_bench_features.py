@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 from taxrisk.experiments import bench_features
-from taxrisk.features.catalog import default_catalog
 from taxrisk.features.schema import SCHEMAS
 
 
@@ -30,9 +29,8 @@ def test_the_benchmark_reports_the_scan_the_stages_and_the_cpu(
 
     assert out["snapshot"] is True
     stages = out["stages_s"]
-    sources = {s.name for s in default_catalog().sources.values()}
-    assert {"population", "join", "peers", "values", "to_pandas"} <= set(stages)
-    assert sources & set(stages) >= {"vat", "invoices", "cit"}
+    timed = {"population", "vat", "invoices", "cit", "join", "peers", "values", "to_pandas"}
+    assert timed <= set(stages)
     # the stages are parts of the build, timed in it
     assert sum(stages.values()) <= out["build_matrix_s"] + 0.05
     build, scan = out["build_matrix_s"], out["bare_scan_s"]  # each rounded to 0.01 s
